@@ -1,0 +1,47 @@
+"""Train and evaluate a model from a config file.
+
+  python experiments/run.py --config=experiments/configs/cnn_mnist.py \
+      --config.data_dir=/path/to/mnist --config.optim.learning_rate=3e-4
+
+Running the same command again with the same `config.workdir` resumes from its latest checkpoint.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+# Config files import each other as `experiments.configs.NAME`.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jaxmodels.train import distributed  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import logs  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import loop  # pylint: disable=g-import-not-at-top
+
+config_flags.DEFINE_config_file(
+    "config", None, "Path to an experiment config file, optionally `path.py:variant`.",
+    lock_config=True,
+)
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  logs.quiet_library_logs()
+  config = flags.FLAGS.config
+  distributed.initialize(config.parallel)
+  result = loop.train_and_evaluate(config)
+  if result.eval_metrics is not None:
+    logging.info(
+        "Final eval accuracy %.4f, loss %.4f on %d examples.",
+        result.eval_metrics["accuracy"], result.eval_metrics["loss"],
+        result.eval_metrics["count"],
+    )
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,119 @@
+"""Max and average pooling on channels-last arrays, built on `jax.lax.reduce_window`.
+
+Shape letters: B batch, T steps, H W height and width, C channels.
+A rank-4 input f32[B, H, W, C] is pooled over H and W, and a rank-3 input f32[B, T, C] over T.
+Windows never span the batch or channel axes.
+
+Padding is "VALID", "SAME" (case-insensitive; output size ceil(input / stride), and an odd
+total padding puts the extra element at the end, as in Keras) or explicit non-negative
+(low, high) pairs, one per pooled axis. Padded positions never contribute: max pooling pads
+with -inf, and average pooling divides each window by its count of real elements.
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmodels.ops.conv import Padding, _canonical_padding, _positive_ints
+
+
+def max_pool(
+    x: jax.typing.ArrayLike,
+    *,
+    window: int | Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = "VALID",
+) -> jax.Array:
+  """Take the maximum over each window, as Keras `MaxPooling2D` and `MaxPooling1D`.
+
+  Padding is filled with -inf, so a window that overlaps the border returns the maximum of
+  its real elements.
+
+  Args:
+    x: f32[B, H, W, C] images or f32[B, T, C] sequences.
+    window: window size, one int for every pooled axis or one int per pooled axis.
+    strides: step between windows, in the same form; defaults to `window`, as in Keras.
+    padding: "VALID", "SAME" or one (low, high) pair per pooled axis.
+
+  Returns:
+    f32[B, H', W', C] or f32[B, T', C] in the dtype of `x`.
+
+  Raises:
+    ValueError: on a rank other than 3 or 4, a non-float `x`, non-positive window or strides,
+      or unknown padding.
+  """
+  x, window_shape, strides, padding = _pool_arguments("max_pool", x, window, strides, padding)
+  return jax.lax.reduce_window(x, np.array(-np.inf, x.dtype), jax.lax.max, window_shape,
+                               strides, padding)
+
+
+def avg_pool(
+    x: jax.typing.ArrayLike,
+    *,
+    window: int | Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = "VALID",
+) -> jax.Array:
+  """Average over each window, as Keras `AveragePooling2D` and `AveragePooling1D`.
+
+  Each window's sum is divided by the number of real elements in it, so padding never pulls
+  a border average towards zero. With "VALID" padding every window holds prod(window)
+  elements. This matches Keras; PyTorch's default `count_include_pad=True` differs.
+
+  Args:
+    x: f32[B, H, W, C] images or f32[B, T, C] sequences.
+    window: window size, one int for every pooled axis or one int per pooled axis.
+    strides: step between windows, in the same form; defaults to `window`, as in Keras.
+    padding: "VALID", "SAME" or one (low, high) pair per pooled axis. A window that holds
+      only padding, possible with explicit padding wider than the window, averages to NaN.
+
+  Returns:
+    f32[B, H', W', C] or f32[B, T', C] in the dtype of `x`.
+
+  Raises:
+    ValueError: as `max_pool`.
+  """
+  x, window_shape, strides, padding = _pool_arguments("avg_pool", x, window, strides, padding)
+
+  # 16-bit inputs are summed in float32 so that large windows do not lose precision.
+  dtype = x.dtype
+  if jnp.finfo(dtype).bits < 32:
+    x = x.astype(jnp.float32)
+  zero = np.array(0, x.dtype)
+  sums = jax.lax.reduce_window(x, zero, jax.lax.add, window_shape, strides, padding)
+
+  # Count the real elements of each window by pooling ones over the spatial axes alone;
+  # the count broadcasts over batch and channels.
+  ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
+  counts = jax.lax.reduce_window(ones, zero, jax.lax.add, window_shape, strides, padding)
+  return (sums / counts).astype(dtype)
+
+
+def _pool_arguments(
+    name: str,
+    x: jax.typing.ArrayLike,
+    window: int | Sequence[int],
+    strides: int | Sequence[int] | None,
+    padding: Padding,
+) -> tuple[jax.Array, tuple[int, ...], tuple[int, ...], str | tuple[tuple[int, int], ...]]:
+  """Check pooling arguments and spread them over all axes of `x`, with 1 for B and C."""
+  x = jnp.asarray(x)
+  if x.ndim not in (3, 4):
+    raise ValueError(f"{name}: x must have shape [B, H, W, C] or [B, T, C], got {x.shape}")
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise ValueError(f"{name}: x must be floating point, got {x.dtype}; cast it first, "
+                     "for example x.astype(jnp.float32)")
+
+  num_spatial = x.ndim - 2
+  window = _positive_ints(name, "window", window, num_spatial)
+  strides = window if strides is None else _positive_ints(name, "strides", strides, num_spatial)
+  padding = _canonical_padding(name, padding, num_spatial)
+
+  # reduce_window takes one entry per axis of x: batch and channels are never pooled.
+  window_shape = (1, *window, 1)
+  strides = (1, *strides, 1)
+  if not isinstance(padding, str):
+    padding = ((0, 0), *padding, (0, 0))
+  return x, window_shape, strides, padding

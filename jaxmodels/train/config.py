@@ -1,0 +1,70 @@
+"""The config sections that every experiment shares, with their defaults.
+
+Experiment files in `experiments/configs/` start from `base_config()` and set the data set, the
+model and the hyperparameters that differ. Code reads `config.x` directly, so every key a run
+uses appears in its logged config.
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Return the shared sections: seed, paths, data, optim, train, checkpoint, parallel, logging."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  # Checkpoints, metrics.jsonl, TensorBoard events, plots and the run record go here.
+  config.workdir = "workdirs/run"
+  # Folder with the data set's files; each loader's error lists the files it expects.
+  config.data_dir = "data"
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = ""
+  config.data.batch_size = 128
+  # Evaluation pads its last batch and masks the padding, so any size counts every example once.
+  config.data.eval_batch_size = 500
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = ""
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.name = "adam"
+  config.optim.learning_rate = 1e-3
+  config.optim.schedule = "constant"  # or "warmup_cosine"
+  config.optim.warmup_steps = 0
+  config.optim.end_learning_rate = 0.0
+  config.optim.clip_norm = 0.0  # 0 turns gradient clipping off.
+  config.optim.weight_decay = 0.0
+  config.optim.b1 = 0.9
+  config.optim.b2 = 0.999
+  config.optim.eps = 1e-7  # Keras's default epsilon for Adam and RMSprop.
+  config.optim.rho = 0.9  # RMSprop's decay of the squared-gradient average.
+  config.optim.momentum = 0.0
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_epochs = 10
+  config.train.log_every_steps = 100
+  # A progress bar on a terminal or in a notebook; never when output goes to a file.
+  config.train.progress_bar = True
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_steps = 0  # 0 saves at epoch ends (and at a stop) only.
+  config.checkpoint.keep_latest = 2
+  config.checkpoint.keep_best = 1  # By eval accuracy.
+
+  config.parallel = ml_collections.ConfigDict()
+  # (data, model) devices; -1 takes all remaining devices.
+  config.parallel.mesh_shape = (-1, 1)
+  config.parallel.backend = "jit"  # or "pmap": the same step per device under shard_map.
+  # Multi-process runs; empty values fall back to the JAX_* environment variables.
+  config.parallel.distributed = ml_collections.ConfigDict()
+  config.parallel.distributed.enabled = False
+  config.parallel.distributed.coordinator_address = ""  # host:port of process 0
+  config.parallel.distributed.num_processes = 0
+  config.parallel.distributed.process_id = -1
+  config.parallel.distributed.cpu_collectives = "gloo"  # for CPU devices; "" leaves JAX's default
+  config.parallel.distributed.timeout_seconds = 300
+
+  config.logging = ml_collections.ConfigDict()
+  config.logging.tensorboard = True
+  config.logging.plots = True
+  return config

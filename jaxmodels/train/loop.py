@@ -1,0 +1,278 @@
+"""The training loop: init or resume, train, evaluate each epoch, checkpoint, stop cleanly.
+
+`train_and_evaluate(config)` is the one entry point that `experiments/run.py`, the notebooks and
+the tests share.
+"""
+
+import collections
+import dataclasses
+import functools
+import math
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from jaxmodels.data import datasets
+from jaxmodels.data import pipeline
+from jaxmodels.models import registry
+from jaxmodels.models import summary
+from jaxmodels.train import checkpoints
+from jaxmodels.train import evaluate as evaluate_lib
+from jaxmodels.train import optim as optim_lib
+from jaxmodels.train import parallel
+from jaxmodels.train import preemption
+from jaxmodels.train import records
+from jaxmodels.train import state as state_lib
+from jaxmodels.train import steps
+from jaxmodels.train import validate
+from jaxmodels.train import writer as writer_lib
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The training loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """What a finished (or stopped) run returns.
+
+  Attributes:
+    state: the final train state.
+    eval_metrics: metrics of the last evaluation (`loss`, `accuracy`, `count`), or None.
+    eval_predictions: i32[N] test-set predictions of the last evaluation, or None.
+    history: every logged record, as written to `metrics.jsonl`.
+    trace_counts: how often each step function was traced; 1 each in a healthy run.
+    stopped_early: True when the run stopped before its last step (preemption or a step limit).
+    dataset: the data set the run trained on.
+    model: the Flax module.
+  """
+
+  state: state_lib.TrainState
+  eval_metrics: dict[str, float] | None
+  eval_predictions: np.ndarray | None
+  history: list[dict[str, Any]]
+  trace_counts: dict[str, int]
+  stopped_early: bool
+  dataset: datasets.Dataset
+  model: Any
+
+
+def _count_traces(name: str, function, counts: collections.Counter):
+  """Wrap `function` so that each trace (Python execution under jit) increments `counts[name]`."""
+
+  @functools.wraps(function)
+  def counted(*args, **kwargs):
+    counts[name] += 1
+    return function(*args, **kwargs)
+
+  return counted
+
+
+def _check_finite(loss: float, first_step: int, last_step: int) -> None:
+  if not math.isfinite(loss):
+    raise NonFiniteLossError(
+        f"Training loss became {loss} between steps {first_step} and {last_step}. Lower "
+        "config.optim.learning_rate, set config.optim.clip_norm, or resume from an earlier "
+        "checkpoint."
+    )
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, *, max_steps: int | None = None
+) -> TrainResult:
+  """Train the model of `config` on its data set, resuming from `config.workdir` if possible.
+
+  Args:
+    config: a config as returned by `experiments/configs/*.py:get_config`.
+    max_steps: stop after this global step, with a checkpoint, as a preemption would; the run
+      continues from there when called again. None trains to the end.
+
+  Returns:
+    A `TrainResult`.
+  """
+  validate.validate_config(
+      config,
+      device_count=jax.device_count(),
+      process_count=jax.process_count(),
+      known_models=tuple(registry.MODELS),
+      known_datasets=tuple(datasets.LOADERS),
+  )
+  workdir = config.workdir
+  is_writer = jax.process_index() == 0
+  records.log_setup(config)
+
+  # Data, model, optimizer.
+  dataset = datasets.load_dataset(config)
+  per_epoch = pipeline.steps_per_epoch(dataset.train, config.data.batch_size)
+  total_steps = per_epoch * config.train.num_epochs
+  model = registry.create_model(config, dataset)
+  tx, schedule = optim_lib.create_optimizer(config.optim, total_steps=total_steps)
+  mesh = parallel.create_mesh(config.parallel)
+  logging.info(
+      "Data %s: %d train, %d test examples, %d classes; %d steps per epoch, %d in all.",
+      config.data.name, len(dataset.train["labels"]), len(dataset.test["labels"]),
+      dataset.num_classes, per_epoch, total_steps,
+  )
+  logging.info("Mesh: %s, back end %s.", dict(mesh.shape), config.parallel.backend)
+
+  with jax.set_mesh(mesh):
+    return _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_steps,
+                max_steps, is_writer)
+
+
+def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_steps, max_steps,
+         is_writer) -> TrainResult:
+  """Body of `train_and_evaluate` once the mesh is set."""
+  trace_counts = collections.Counter()
+  example = {name: array[:1] for name, array in dataset.train.items()}
+
+  # Initialize directly into the target shardings.
+  def init(key):
+    return state_lib.create_train_state(model, tx, key=key, example_inputs=example["inputs"])
+
+  abstract_state = jax.eval_shape(init, jax.random.key(config.seed))
+  state_shardings = parallel.state_shardings(mesh, abstract_state)
+  state = jax.jit(init, out_shardings=state_shardings)(jax.random.key(config.seed))
+  logging.info(
+      "Model %s:\n%s", config.model.name, summary.summarize(model, example["inputs"])
+  )
+
+  # Resume from the newest complete checkpoint of the workdir.
+  checkpointer = checkpoints.Checkpointer(
+      f"{workdir}/checkpoints",
+      keep_latest=config.checkpoint.keep_latest,
+      keep_best=config.checkpoint.keep_best,
+  )
+  start_step = 0
+  latest = checkpointer.latest_step()
+  if latest is not None:
+    state, meta = checkpointer.restore(latest, state)
+    start_step = int(meta["step"])
+    records.check_resume_config(meta, config)
+    logging.info("Resumed from %s/checkpoints/%d (step %d).", workdir, latest, start_step)
+
+  # Compile the steps once for the whole run.
+  replicated = parallel.replicated(mesh)
+  metric_shardings = jax.tree.map(lambda _: replicated, steps.zero_metrics())
+  batch_shardings = parallel.batch_sharding(mesh)
+  train_fn = parallel.compile_step(
+      _count_traces("train_step", functools.partial(steps.train_step, model=model, tx=tx),
+                    trace_counts),
+      mesh=mesh,
+      backend=config.parallel.backend,
+      in_shardings=(state_shardings, metric_shardings, batch_shardings),
+      out_shardings=(state_shardings, metric_shardings),
+      batch_argnum=2,
+      donate_argnums=(0, 1),
+  )
+  eval_fn = parallel.compile_step(
+      _count_traces("eval_step", functools.partial(steps.eval_step, model=model), trace_counts),
+      mesh=mesh,
+      backend=config.parallel.backend,
+      in_shardings=(state_shardings.params, batch_shardings),
+      out_shardings=(metric_shardings, batch_shardings),
+      batch_argnum=1,
+  )
+
+  writer = writer_lib.MetricWriter(workdir, tensorboard=config.logging.tensorboard) if is_writer else None
+  history = []
+  eval_metrics, eval_predictions = None, None
+  last_step = total_steps if max_steps is None else min(total_steps, max_steps)
+
+  def record(step: int, split: str, values: dict[str, float]) -> None:
+    history.append({"step": step, "split": split, **values})
+    if writer is not None:
+      writer.write(step, split, values)
+
+  def save(step: int, metrics: dict[str, float] | None = None) -> None:
+    meta = records.checkpoint_meta(config, step=step, steps_per_epoch=per_epoch)
+    checkpointer.save(step, state, meta, metrics=metrics)
+
+  def run_eval(step: int) -> None:
+    nonlocal eval_metrics, eval_predictions
+    eval_metrics, eval_predictions = evaluate_lib.evaluate(
+        eval_fn, state.params, dataset.test, batch_size=config.data.eval_batch_size, mesh=mesh
+    )
+    logging.info(
+        "Step %d, epoch %d: eval loss %.4f, accuracy %.4f on %d examples.",
+        step, step // per_epoch, eval_metrics["loss"], eval_metrics["accuracy"],
+        eval_metrics["count"],
+    )
+    record(step, "eval", eval_metrics)
+
+  batches = pipeline.train_batches(
+      dataset.train,
+      batch_size=config.data.batch_size,
+      seed=config.seed,
+      start_step=start_step,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+  )
+  sums = jax.device_put(steps.zero_metrics(), replicated)
+  interval_start, interval_time = start_step, time.perf_counter()
+  step = start_step
+  stopped_early = False
+
+  with preemption.StopOnSignal() as stop_signal:
+    while step < last_step:
+      state, sums = train_fn(state, sums, parallel.put_batch(next(batches), mesh))
+      step += 1
+
+      # One host sync per logging interval.
+      if step % config.train.log_every_steps == 0 or step == last_step:
+        host_sums = jax.device_get(sums)
+        sums = jax.device_put(steps.zero_metrics(), replicated)
+        elapsed = time.perf_counter() - interval_time
+        train_metrics = {
+            "loss": float(host_sums["loss_sum"] / host_sums["count"]),
+            "accuracy": float(host_sums["correct"] / host_sums["count"]),
+            "learning_rate": float(schedule(step - 1)),
+            "examples_per_second": float(host_sums["count"]) / elapsed,
+        }
+        _check_finite(train_metrics["loss"], interval_start + 1, step)
+        logging.info(
+            "Step %d: train loss %.4f, accuracy %.4f, %.0f examples/s.",
+            step, train_metrics["loss"], train_metrics["accuracy"],
+            train_metrics["examples_per_second"],
+        )
+        record(step, "train", train_metrics)
+        interval_start, interval_time = step, time.perf_counter()
+
+      if step % per_epoch == 0 or step == total_steps:
+        run_eval(step)
+        save(step, {"eval_accuracy": eval_metrics["accuracy"]})
+      elif (config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0) or (
+          step == last_step
+      ):
+        save(step)
+
+      if stop_signal.received and step < last_step:
+        logging.warning("Received %s at step %d: saving a checkpoint and stopping.",
+                        stop_signal.received, step)
+        save(step)
+        stopped_early = True
+        break
+
+  if max_steps is not None and step < total_steps:
+    stopped_early = True
+  if start_step == total_steps:
+    logging.info("The workdir holds a finished run; evaluating its final state.")
+    run_eval(step)
+
+  checkpointer.close()
+  if writer is not None:
+    writer.close()
+  return TrainResult(
+      state=state,
+      eval_metrics=eval_metrics,
+      eval_predictions=eval_predictions,
+      history=history,
+      trace_counts=dict(trace_counts),
+      stopped_early=stopped_early,
+      dataset=dataset,
+      model=model,
+  )

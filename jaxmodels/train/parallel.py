@@ -1,0 +1,165 @@
+"""Device mesh, shardings, and the two ways to compile a step over the mesh.
+
+The mesh has two named axes: `data` splits each batch, and `model` splits large parameters.
+
+Sharding rule for the `model` axis: every train-state leaf with two dimensions whose last
+dimension divides by the `model` size is split along that last dimension. This covers embedding
+tables f32[V, D], dense and attention projection kernels f32[C, O] and LSTM kernels f32[C, 4U]
+together with their optimizer moments; every other leaf (biases, convolution kernels, counters)
+is replicated. With a `model` size of 1 everything is replicated.
+
+Back ends:
+- `jit`: `jax.jit` with `NamedSharding`s; XLA partitions the global computation.
+- `pmap`: the same step runs once per device under `jax.shard_map` over the `data` axis, with
+  gradients averaged by `lax.pmean`, for code that thinks per device. It supports data
+  parallelism only (`model` size 1).
+"""
+
+from collections.abc import Callable
+import functools
+import math
+from typing import Any
+
+import jax
+import ml_collections
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+DATA_AXIS = "data"
+MODEL_AXIS = "model"
+BACKENDS = ("jit", "pmap")
+
+
+def mesh_shape(parallel: ml_collections.ConfigDict, device_count: int) -> tuple[int, int]:
+  """Resolve `parallel.mesh_shape` (data, model), where -1 takes the remaining devices."""
+  data, model = parallel.mesh_shape
+  if model == -1 and data == -1:
+    raise ValueError(
+        f"config.parallel.mesh_shape={tuple(parallel.mesh_shape)} may use -1 on one axis only."
+    )
+  if data == -1:
+    data = device_count // model if model > 0 and device_count % model == 0 else 0
+  if model == -1:
+    model = device_count // data if data > 0 and device_count % data == 0 else 0
+  if data < 1 or model < 1 or data * model != device_count:
+    raise ValueError(
+        f"config.parallel.mesh_shape={tuple(parallel.mesh_shape)} does not fit {device_count} "
+        f"devices: data * model must equal the device count. Use (-1, 1) for pure data "
+        "parallelism."
+    )
+  return data, model
+
+
+def create_mesh(parallel: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  """Build the (data, model) mesh over all devices of all processes.
+
+  The axes are `Auto`: XLA propagates shardings through the model, so ops need no sharding
+  annotations of their own.
+  """
+  shape = mesh_shape(parallel, jax.device_count())
+  return jax.make_mesh(
+      shape, (DATA_AXIS, MODEL_AXIS), axis_types=(jax.sharding.AxisType.Auto,) * 2
+  )
+
+
+def data_size(mesh: jax.sharding.Mesh) -> int:
+  """Return the number of devices on the `data` axis."""
+  return mesh.shape[DATA_AXIS]
+
+
+def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
+  """Sharding of a batch: leading axis split over `data`."""
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
+  """Sharding of a value held whole on every device."""
+  return NamedSharding(mesh, P())
+
+
+def leaf_spec(leaf: Any, model_size: int) -> P:
+  """Return the partition spec of one train-state leaf under the `model` rule (module doc)."""
+  shape = getattr(leaf, "shape", ())
+  if model_size > 1 and len(shape) == 2 and shape[-1] % model_size == 0:
+    return P(None, MODEL_AXIS)
+  return P()
+
+
+def state_shardings(mesh: jax.sharding.Mesh, state: Any) -> Any:
+  """Return a tree of `NamedSharding`s for a train state (or its abstract shape tree)."""
+  model_size = mesh.shape[MODEL_AXIS]
+  return jax.tree.map(lambda leaf: NamedSharding(mesh, leaf_spec(leaf, model_size)), state)
+
+
+def put_batch(batch: dict[str, Any], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
+  """Assemble global arrays from this process's rows of a batch, split over `data`."""
+  sharding = batch_sharding(mesh)
+  return {
+      name: jax.make_array_from_process_local_data(sharding, value)
+      for name, value in batch.items()
+  }
+
+
+def compile_step(
+    step_fn: Callable[..., Any],
+    *,
+    mesh: jax.sharding.Mesh,
+    backend: str,
+    in_shardings: tuple[Any, ...],
+    out_shardings: Any,
+    batch_argnum: int,
+    donate_argnums: tuple[int, ...] = (),
+) -> Callable[..., Any]:
+  """Compile `step_fn(*args, axis_name=...)` for the mesh with the chosen back end.
+
+  Args:
+    step_fn: a step such as `train_step`, with `model` and `tx` already bound.
+    mesh: the device mesh.
+    backend: `jit` or `pmap` (module doc).
+    in_shardings: shardings of the positional arguments.
+    out_shardings: shardings of the outputs.
+    batch_argnum: position of the batch argument; the `pmap` back end splits it over `data`
+      and passes every other argument whole.
+    donate_argnums: arguments whose buffers the step may reuse for its outputs.
+
+  Returns:
+    A jit-compiled function taking the same positional arguments.
+  """
+  if backend == "jit":
+    return jax.jit(
+        functools.partial(step_fn, axis_name=None),
+        in_shardings=in_shardings,
+        out_shardings=out_shardings,
+        donate_argnums=donate_argnums,
+    )
+  if backend == "pmap":
+    if mesh.shape[MODEL_AXIS] != 1:
+      raise ValueError(
+          f"config.parallel.backend='pmap' runs data parallelism only, but the mesh has "
+          f"model={mesh.shape[MODEL_AXIS]}; set config.parallel.mesh_shape=(-1, 1) or use "
+          "backend='jit'."
+      )
+    in_specs = tuple(
+        P(DATA_AXIS) if index == batch_argnum else P() for index in range(len(in_shardings))
+    )
+    out_specs = jax.tree.map(lambda sharding: sharding.spec, out_shardings)
+    per_device = jax.shard_map(
+        functools.partial(step_fn, axis_name=DATA_AXIS),
+        mesh=mesh,
+        in_specs=in_specs,
+        out_specs=out_specs,
+    )
+    return jax.jit(
+        per_device,
+        in_shardings=in_shardings,
+        out_shardings=out_shardings,
+        donate_argnums=donate_argnums,
+    )
+  raise ValueError(f"config.parallel.backend={backend!r} is not one of {BACKENDS}.")
+
+
+def nearest_valid_batch_sizes(batch_size: int, multiple: int) -> tuple[int, int]:
+  """Return the multiples of `multiple` just below (at least `multiple`) and above `batch_size`."""
+  lower = max(multiple, batch_size // multiple * multiple)
+  upper = math.ceil(batch_size / multiple) * multiple
+  return lower, upper

@@ -1,0 +1,107 @@
+"""Pure train and evaluation steps for classifiers.
+
+Both steps are plain functions of arrays. The loop compiles them with `jax.jit` over a device mesh,
+or runs them once per device under `jax.shard_map` (the `pmap` back end); `axis_name` tells a step
+which of the two it runs under, so one definition serves both.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxmodels.ops import losses
+from jaxmodels.train.state import TrainState
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+def zero_metrics() -> Metrics:
+  """Return zeroed running sums for `train_step`."""
+  return {
+      "loss_sum": jnp.zeros((), jnp.float32),
+      "correct": jnp.zeros((), jnp.float32),
+      "count": jnp.zeros((), jnp.float32),
+  }
+
+
+def train_step(
+    state: TrainState,
+    metrics: Metrics,
+    batch: Batch,
+    *,
+    model,
+    tx: optax.GradientTransformation,
+    axis_name: str | None = None,
+) -> tuple[TrainState, Metrics]:
+  """Apply one optimizer update and add the batch's loss and accuracy sums to `metrics`.
+
+  Args:
+    state: the current train state.
+    metrics: running sums `loss_sum`, `correct`, `count` since the last log.
+    batch: `inputs` (model inputs, leading axis B) and `labels` i32[B].
+    model: Flax module called as `model.apply(variables, inputs, train=True, rngs=...)`.
+    tx: Optax optimizer.
+    axis_name: the mapped device axis when the step runs once per device under `shard_map`;
+      gradients and sums are then averaged or added over it. None under `jax.jit`.
+
+  Returns:
+    The new state and the updated sums.
+  """
+  # A new dropout key per step; per device under shard_map, so devices draw different masks.
+  step_key = jax.random.fold_in(state.key, state.step)
+  if axis_name is not None:
+    step_key = jax.random.fold_in(step_key, jax.lax.axis_index(axis_name))
+
+  def loss_fn(params):
+    logits = model.apply(
+        {"params": params}, batch["inputs"], train=True, rngs={"dropout": step_key}
+    )
+    per_example = losses.softmax_cross_entropy(logits, batch["labels"])  # [B]
+    return jnp.mean(per_example), (per_example, logits)
+
+  grads, (per_example, logits) = jax.grad(loss_fn, has_aux=True)(state.params)
+  if axis_name is not None:
+    grads = jax.lax.pmean(grads, axis_name)
+
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+
+  batch_sums = {
+      "loss_sum": jnp.sum(per_example),
+      "correct": jnp.sum(losses.accuracy(logits, batch["labels"])),
+      "count": jnp.asarray(per_example.shape[0], jnp.float32),
+  }
+  if axis_name is not None:
+    batch_sums = jax.lax.psum(batch_sums, axis_name)
+  return new_state, jax.tree.map(jnp.add, metrics, batch_sums)
+
+
+def eval_step(
+    params: Any, batch: Batch, *, model, axis_name: str | None = None
+) -> tuple[Metrics, jax.Array]:
+  """Return loss and accuracy sums over the real examples of a batch, and its predictions.
+
+  Args:
+    params: model parameters.
+    batch: `inputs`, `labels` i32[B] and `weights` f32[B], which is 1 for real examples and 0
+      for the padding that fills the last batch.
+    model: Flax module.
+    axis_name: as in `train_step`.
+
+  Returns:
+    Sums `loss_sum`, `correct`, `count` weighted by `weights`, and i32[B] predicted classes.
+  """
+  logits = model.apply({"params": params}, batch["inputs"], train=False)
+  weights = batch["weights"]
+  sums = {
+      "loss_sum": jnp.sum(losses.softmax_cross_entropy(logits, batch["labels"]) * weights),
+      "correct": jnp.sum(losses.accuracy(logits, batch["labels"]) * weights),
+      "count": jnp.sum(weights),
+  }
+  if axis_name is not None:
+    sums = jax.lax.psum(sums, axis_name)
+  return sums, jnp.argmax(logits, axis=-1).astype(jnp.int32)

@@ -1,0 +1,473 @@
+"""Tests for jaxmodels.ops.recurrent against a step-by-step NumPy version of the Keras equations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from jaxmodels.ops import recurrent
+
+# Legend: B batch, T time steps, C input features, U units.
+B, T, C, U = 3, 6, 5, 4
+RTOL, ATOL = 1e-5, 1e-6
+_STATIC = ("reverse", "return_sequences", "unroll")
+
+CELLS = {
+    "simple_rnn": (recurrent.simple_rnn, recurrent.init_simple_rnn, 1),
+    "lstm": (recurrent.lstm, recurrent.init_lstm, 4),
+    "gru": (recurrent.gru, recurrent.init_gru, 3),
+}
+
+# Tests that make many calls use the jitted layers: one compile per shape is much faster
+# than eager dispatch. test_recurrent_jit_matches_eager ties the two together.
+JITTED = {kind: jax.jit(fn, static_argnames=_STATIC) for kind, (fn, _, _) in CELLS.items()}
+
+
+def _sigmoid(z):
+  return 1.0 / (1.0 + np.exp(-z))
+
+
+def _random_params(kind, seed=0, in_features=C, units=U):
+  """Draw every leaf at random, bias included, in the Keras layout."""
+  rng = np.random.default_rng(seed)
+  gates = CELLS[kind][2]
+  bias_shape = (2, 3 * units) if kind == "gru" else (gates * units,)
+  shapes = {
+      "kernel": (in_features, gates * units),
+      "recurrent_kernel": (units, gates * units),
+      "bias": bias_shape,
+  }
+  return {name: (0.5 * rng.standard_normal(shape)).astype(np.float32)
+          for name, shape in shapes.items()}
+
+
+def _random_state(kind, seed, batch=B, units=U):
+  rng = np.random.default_rng(seed)
+  draw = lambda: (0.5 * rng.standard_normal((batch, units))).astype(np.float32)
+  return (draw(), draw()) if kind == "lstm" else draw()
+
+
+def _reference_step(kind, params, x_t, state):
+  """Apply one Keras step in float64 to a single example; state is a tuple."""
+  kernel, recurrent_kernel, bias = (
+      np.asarray(params[name], np.float64)
+      for name in ("kernel", "recurrent_kernel", "bias"))
+  units = recurrent_kernel.shape[0]
+  if kind == "simple_rnn":
+    (h,) = state
+    return (np.tanh(x_t @ kernel + h @ recurrent_kernel + bias),)
+  if kind == "lstm":
+    h, c = state
+    z = x_t @ kernel + h @ recurrent_kernel + bias
+    i = _sigmoid(z[:units])
+    f = _sigmoid(z[units:2 * units])
+    g = np.tanh(z[2 * units:3 * units])
+    o = _sigmoid(z[3 * units:])
+    c = f * c + i * g
+    return (o * np.tanh(c), c)
+  (h,) = state
+  a = x_t @ kernel + bias[0]
+  u = h @ recurrent_kernel + bias[1]
+  z = _sigmoid(a[:units] + u[:units])
+  r = _sigmoid(a[units:2 * units] + u[units:2 * units])
+  candidate = np.tanh(a[2 * units:] + r * u[2 * units:])
+  return (z * h + (1 - z) * candidate,)
+
+
+def _reference(kind, params, x, *, mask=None, initial_state=None, reverse=False):
+  """Run each sequence alone over its real steps only; padded outputs are zero.
+
+  Returns outputs [B, T, U] and the final state as a tuple of [B, U] arrays.
+  """
+  x = np.asarray(x, np.float64)
+  batch, steps, _ = x.shape
+  units = np.shape(params["recurrent_kernel"])[0]
+  num_states = 2 if kind == "lstm" else 1
+  if initial_state is None:
+    initial_state = tuple(np.zeros((batch, units)) for _ in range(num_states))
+  elif num_states == 1:
+    initial_state = (initial_state,)
+  mask = np.ones((batch, steps), bool) if mask is None else np.asarray(mask)
+
+  outputs = np.zeros((batch, steps, units))
+  finals = [np.zeros((batch, units)) for _ in range(num_states)]
+  for b in range(batch):
+    state = tuple(np.asarray(s[b], np.float64) for s in initial_state)
+    real_steps = [t for t in range(steps) if mask[b, t]]
+    for t in (reversed(real_steps) if reverse else real_steps):
+      state = _reference_step(kind, params, x[b, t], state)
+      outputs[b, t] = state[0]
+    for i, s in enumerate(state):
+      finals[i][b] = s
+  return outputs, tuple(finals)
+
+
+def _as_tuple(state):
+  return state if isinstance(state, tuple) else (state,)
+
+
+def _inputs(seed=1, batch=B, steps=T, features=C):
+  rng = np.random.default_rng(seed)
+  return rng.standard_normal((batch, steps, features)).astype(np.float32)
+
+
+def _right_padding(lengths, steps=T):
+  return np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+
+
+def _left_padding(lengths, steps=T):
+  return np.arange(steps)[None, :] >= steps - np.asarray(lengths)[:, None]
+
+
+@pytest.mark.parametrize("kind", CELLS)
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_recurrent_matches_reference(kind, return_sequences, reverse):
+  fn = CELLS[kind][0]
+  params, x = _random_params(kind), _inputs()
+
+  outputs, state = fn(params, x, reverse=reverse, return_sequences=return_sequences)
+
+  expected_outputs, expected_state = _reference(kind, params, x, reverse=reverse)
+  if not return_sequences:
+    expected_outputs = expected_state[0]
+  np.testing.assert_allclose(outputs, expected_outputs, rtol=RTOL, atol=ATOL)
+  for got, want in zip(_as_tuple(state), expected_state, strict=True):
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_initial_state(kind):
+  fn = CELLS[kind][0]
+  params, x = _random_params(kind), _inputs()
+  initial_state = _random_state(kind, seed=2)
+
+  outputs, state = fn(params, x, initial_state=initial_state, return_sequences=True)
+
+  expected_outputs, expected_state = _reference(
+      kind, params, x, initial_state=initial_state)
+  np.testing.assert_allclose(outputs, expected_outputs, rtol=RTOL, atol=ATOL)
+  for got, want in zip(_as_tuple(state), expected_state, strict=True):
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+@pytest.mark.parametrize("padding", [_right_padding, _left_padding])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_recurrent_padding_invariance(kind, padding, reverse):
+  fn = JITTED[kind]
+  params, x = _random_params(kind), _inputs()
+  lengths = [T, 4, 1]
+  mask = padding(lengths)
+
+  outputs, state = fn(params, x, mask=mask, reverse=reverse, return_sequences=True)
+
+  state = _as_tuple(state)
+  for b, length in enumerate(lengths):
+    real = x[b][mask[b]][None]  # [1, length, C]
+    alone_outputs, alone_state = fn(params, real, reverse=reverse, return_sequences=True)
+    np.testing.assert_allclose(outputs[b][mask[b]], alone_outputs[0], rtol=RTOL, atol=ATOL)
+    for got, want in zip(state, _as_tuple(alone_state), strict=True):
+      np.testing.assert_allclose(got[b], want[0], rtol=RTOL, atol=ATOL)
+    np.testing.assert_array_equal(outputs[b][~mask[b]], 0.0)
+    assert mask[b].sum() == length
+
+
+@pytest.mark.parametrize("kind", CELLS)
+@pytest.mark.parametrize("padding", [_right_padding, _left_padding])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_recurrent_masked_matches_reference(kind, padding, reverse):
+  fn = CELLS[kind][0]
+  params, x = _random_params(kind), _inputs()
+  mask = padding([5, T, 2])
+
+  outputs, state = fn(params, x, mask=mask, reverse=reverse, return_sequences=True)
+
+  expected_outputs, expected_state = _reference(kind, params, x, mask=mask, reverse=reverse)
+  np.testing.assert_allclose(outputs, expected_outputs, rtol=RTOL, atol=ATOL)
+  for got, want in zip(_as_tuple(state), expected_state, strict=True):
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_recurrent_all_padding_keeps_initial_state(kind, reverse):
+  fn = CELLS[kind][0]
+  params, x = _random_params(kind), _inputs()
+  initial_state = _random_state(kind, seed=3)
+  mask = _right_padding([0, 3, T])
+
+  outputs, state = fn(params, x, mask=mask, initial_state=initial_state, reverse=reverse,
+                      return_sequences=True)
+
+  assert np.all(np.isfinite(outputs))
+  np.testing.assert_array_equal(outputs[0], 0.0)
+  for got, want in zip(_as_tuple(state), _as_tuple(initial_state), strict=True):
+    assert np.all(np.isfinite(got))
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_masked_gradients(kind):
+  fn = JITTED[kind]
+  params, x = _random_params(kind), _inputs()
+  mask = _left_padding([0, 3, T])
+
+  def loss(params, x):
+    outputs, state = fn(params, x, mask=mask, return_sequences=True)
+    return jnp.sum(outputs ** 2) + sum(jnp.sum(s) for s in _as_tuple(state))
+
+  param_grads, x_grads = jax.grad(loss, argnums=(0, 1))(params, x)
+
+  for name, grad in param_grads.items():
+    assert np.all(np.isfinite(grad)), name
+  assert np.all(np.isfinite(x_grads))
+  # Padded steps never reach the state, so their inputs get no gradient.
+  np.testing.assert_array_equal(x_grads[~mask], 0.0)
+  assert np.any(x_grads[mask] != 0.0)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_check_grads(kind):
+  fn = JITTED[kind]
+  params = _random_params(kind, units=2, in_features=3)
+  x = _inputs(batch=2, steps=3, features=3)
+  mask = _right_padding([3, 2], steps=3)
+
+  def f(params, x):
+    outputs, _ = fn(params, x, mask=mask, return_sequences=True)
+    return outputs
+
+  # Finite differences in float32 with eps=1e-3 are only accurate to about 1e-2.
+  check_grads(f, (params, x), order=1, modes=("fwd", "rev"), eps=1e-3, atol=1e-2,
+              rtol=1e-2)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_jit_matches_eager(kind):
+  fn = CELLS[kind][0]
+  params, x = _random_params(kind), _inputs()
+  mask = _left_padding([T, 2, 4])
+
+  def run(params, x, mask):
+    return fn(params, x, mask=mask, return_sequences=True, reverse=True)
+
+  eager = run(params, x, mask)
+  jitted = jax.jit(run)(params, x, mask)
+
+  for got, want in zip(jax.tree.leaves(jitted), jax.tree.leaves(eager), strict=True):
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_recurrent_eval_shape(kind, return_sequences):
+  fn = CELLS[kind][0]
+  params, x = _random_params(kind), _inputs()
+
+  shapes = jax.eval_shape(
+      lambda p, x: fn(p, x, return_sequences=return_sequences), params, x)
+  outputs, state = fn(params, x, return_sequences=return_sequences)
+
+  expected = (B, T, U) if return_sequences else (B, U)
+  assert shapes[0].shape == expected
+  assert outputs.shape == expected
+  assert outputs.dtype == jnp.float32
+  for shape, array in zip(_as_tuple(shapes[1]), _as_tuple(state), strict=True):
+    assert shape.shape == (B, U)
+    assert array.shape == (B, U)
+    assert shape.dtype == array.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_bfloat16_dtype(kind):
+  fn = CELLS[kind][0]
+  params, x = _random_params(kind), _inputs()
+
+  outputs, state = fn(params, jnp.asarray(x, jnp.bfloat16), return_sequences=True)
+
+  assert outputs.dtype == jnp.bfloat16
+  for s in _as_tuple(state):
+    assert s.dtype == jnp.bfloat16
+  expected_outputs, _ = _reference(kind, params, x)
+  # bfloat16 keeps 8 mantissa bits, and errors grow over the 6 steps.
+  np.testing.assert_allclose(outputs.astype(np.float32), expected_outputs, atol=5e-2)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_unroll(kind):
+  fn = JITTED[kind]
+  params = _random_params(kind)
+  x = _inputs(steps=7)
+  mask = _left_padding([7, 5, 2], steps=7)
+
+  rolled = fn(params, x, mask=mask, return_sequences=True)
+  unrolled = fn(params, x, mask=mask, return_sequences=True, unroll=3)
+
+  for got, want in zip(jax.tree.leaves(unrolled), jax.tree.leaves(rolled), strict=True):
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("merge", ["concat", "sum", "mul", "ave", None])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_matches_reference(merge, return_sequences):
+  kind = "lstm"
+  params_forward = _random_params(kind, seed=4)
+  params_backward = _random_params(kind, seed=5)
+  x = _inputs()
+  mask = _right_padding([T, 3, 5])
+
+  outputs, (forward_state, backward_state) = recurrent.bidirectional(
+      recurrent.lstm, params_forward, params_backward, x, mask=mask,
+      return_sequences=return_sequences, merge=merge)
+
+  forward, forward_expected_state = _reference(kind, params_forward, x, mask=mask)
+  backward, backward_expected_state = _reference(
+      kind, params_backward, x, mask=mask, reverse=True)
+  if not return_sequences:
+    forward, backward = forward_expected_state[0], backward_expected_state[0]
+  expected = {
+      "concat": lambda: np.concatenate([forward, backward], axis=-1),
+      "sum": lambda: forward + backward,
+      "mul": lambda: forward * backward,
+      "ave": lambda: (forward + backward) / 2,
+      None: lambda: (forward, backward),
+  }[merge]()
+  for got, want in zip(jax.tree.leaves(outputs), jax.tree.leaves(expected), strict=True):
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+  for got, want in zip(forward_state, forward_expected_state, strict=True):
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+  for got, want in zip(backward_state, backward_expected_state, strict=True):
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("padding", [_right_padding, _left_padding])
+def test_bidirectional_padding_invariance(padding):
+  params_forward = _random_params("gru", seed=6)
+  params_backward = _random_params("gru", seed=7)
+  x = _inputs()
+  lengths = [2, T, 4]
+  mask = padding(lengths)
+
+  outputs, _ = recurrent.bidirectional(recurrent.gru, params_forward, params_backward, x,
+                                       mask=mask, return_sequences=True)
+
+  for b in range(len(lengths)):
+    real = x[b][mask[b]][None]  # [1, length, C]
+    alone, _ = recurrent.bidirectional(JITTED["gru"], params_forward, params_backward,
+                                       real, return_sequences=True)
+    np.testing.assert_allclose(outputs[b][mask[b]], alone[0], rtol=RTOL, atol=ATOL)
+
+
+def test_bidirectional_bad_merge():
+  params = _random_params("gru")
+  with pytest.raises(ValueError, match="merge must be one of"):
+    recurrent.bidirectional(recurrent.gru, params, params, _inputs(), merge="max")
+
+
+def test_lstm_parameter_count(key):
+  params = recurrent.init_lstm(key, 64, 64)
+
+  count = sum(leaf.size for leaf in jax.tree.leaves(params))
+
+  assert count == 4 * (64 * (64 + 64) + 64)
+  assert count == 33_024
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_init(kind, key):
+  _, init, gates = CELLS[kind]
+  in_features, units = 7, 5
+
+  params = init(key, in_features, units)
+
+  assert params["kernel"].shape == (in_features, gates * units)
+  assert params["recurrent_kernel"].shape == (units, gates * units)
+  for leaf in jax.tree.leaves(params):
+    assert leaf.dtype == jnp.float32
+  # Glorot-uniform bound sqrt(6 / (fan_in + fan_out)).
+  limit = np.sqrt(6.0 / (in_features + gates * units))
+  assert np.all(np.abs(params["kernel"]) <= limit)
+  # An orthogonal [U, G*U] matrix has orthonormal rows.
+  recurrent_kernel = np.asarray(params["recurrent_kernel"])
+  np.testing.assert_allclose(recurrent_kernel @ recurrent_kernel.T, np.eye(units),
+                             atol=1e-5)
+
+
+def test_lstm_init_forget_bias(key):
+  units = 3
+  bias = np.asarray(recurrent.init_lstm(key, 2, units)["bias"])
+
+  np.testing.assert_array_equal(bias[units:2 * units], 1.0)
+  np.testing.assert_array_equal(bias[:units], 0.0)
+  np.testing.assert_array_equal(bias[2 * units:], 0.0)
+
+
+def test_gru_init_bias_shape(key):
+  assert recurrent.init_gru(key, 2, 3)["bias"].shape == (2, 9)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_bad_x_rank(kind):
+  fn = CELLS[kind][0]
+  with pytest.raises(ValueError, match=rf"{kind}: x must have rank 3 \[B, T, C\]"):
+    fn(_random_params(kind), _inputs()[0])
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_bad_kernel(kind):
+  fn = CELLS[kind][0]
+  params = _random_params(kind, in_features=C + 1)
+  with pytest.raises(ValueError, match=rf"{kind}: kernel must have shape .* C={C}"):
+    fn(params, _inputs())
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_bad_recurrent_kernel(kind):
+  fn = CELLS[kind][0]
+  params = _random_params(kind)
+  params["recurrent_kernel"] = params["recurrent_kernel"][:, :-1]
+  with pytest.raises(ValueError, match=rf"{kind}: recurrent_kernel must have shape"):
+    fn(params, _inputs())
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_bad_bias(kind):
+  fn = CELLS[kind][0]
+  params = _random_params(kind)
+  params["bias"] = params["bias"][..., :-1]
+  with pytest.raises(ValueError, match=rf"{kind}: bias must have shape"):
+    fn(params, _inputs())
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_bad_mask(kind):
+  fn = CELLS[kind][0]
+  mask = np.ones((B, T + 1), bool)
+  with pytest.raises(ValueError, match=rf"{kind}: mask must have shape \[B, T\]"):
+    fn(_random_params(kind), _inputs(), mask=mask)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_recurrent_bad_initial_state(kind):
+  fn = CELLS[kind][0]
+  initial_state = _random_state(kind, seed=0, units=U + 1)
+  with pytest.raises(ValueError, match=rf"{kind}: initial_state must have shape"):
+    fn(_random_params(kind), _inputs(), initial_state=initial_state)
+
+
+def test_lstm_initial_state_not_pair():
+  with pytest.raises(ValueError, match="lstm: initial_state must be a tuple of 2"):
+    recurrent.lstm(_random_params("lstm"), _inputs(), initial_state=np.zeros((B, U)))
+
+
+def test_recurrent_bad_unroll():
+  with pytest.raises(ValueError, match="gru: unroll must be a positive int"):
+    recurrent.gru(_random_params("gru"), _inputs(), unroll=0)
+
+
+def test_recurrent_integer_x():
+  x = np.zeros((B, T, C), np.int32)
+  with pytest.raises(ValueError, match="simple_rnn: x must have a floating dtype"):
+    recurrent.simple_rnn(_random_params("simple_rnn"), x)
