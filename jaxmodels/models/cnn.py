@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 
 from jaxmodels.models import layers
-from jaxmodels.ops import dense as dense_ops
+from jaxmodels.ops import basic
 from jaxmodels.ops import pool
 
 
@@ -29,11 +29,11 @@ class CNN(nn.Module):
 
     # Every convolution but the last is followed by 2x2 max pooling.
     for index, features in enumerate(self.conv_features):
-      x = dense_ops.relu(layers.Conv2D(features, (3, 3), name=f"conv{index}")(x))
+      x = basic.relu(layers.Conv2D(features, (3, 3), name=f"conv{index}")(x))
       if index < len(self.conv_features) - 1:
         x = pool.max_pool(x, window=(2, 2))
 
     # [B, H', W', C'] -> [B, H' * W' * C']
-    x = dense_ops.flatten(x)
-    x = dense_ops.relu(layers.Dense(self.hidden_units, name="dense0")(x))
+    x = basic.flatten(x)
+    x = basic.relu(layers.Dense(self.hidden_units, name="dense0")(x))
     return layers.Dense(self.num_classes, name="logits")(x)

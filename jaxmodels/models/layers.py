@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmodels.ops import conv as conv_ops
-from jaxmodels.ops import dense as dense_ops
+from jaxmodels.ops import basic
 
 Padding = str | Sequence[tuple[int, int]]
 
@@ -66,14 +66,14 @@ class Dense(nn.Module):
     params = {"kernel": self.param("kernel", self.kernel_init, (x.shape[-1], self.features))}
     if self.use_bias:
       params["bias"] = self.param("bias", nn.initializers.zeros, (self.features,))
-    return dense_ops.dense(params, x)
+    return basic.dense(params, x)
 
 
 class Embedding(nn.Module):
   """Lookup of int[B, T] token ids in a f32[V, D] table, as Keras `Embedding`.
 
   Token ids are not range-checked here, because a check inside `jit` cannot raise: the data
-  pipeline validates ids on the host with `jaxmodels.ops.dense.check_token_ids`.
+  pipeline validates ids on the host with `jaxmodels.ops.basic.check_token_ids`.
   """
 
   vocab_size: int
@@ -88,7 +88,7 @@ class Embedding(nn.Module):
         lambda key, shape: self.embedding_init(key, shape) - jnp.float32(0.05),
         (self.vocab_size, self.features),
     )
-    return dense_ops.embed({"embedding": table}, ids)
+    return basic.embed({"embedding": table}, ids)
 
 
 class Dropout(nn.Module):
@@ -100,4 +100,4 @@ class Dropout(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     if not train or self.rate == 0.0:
       return x
-    return dense_ops.dropout(x, rate=self.rate, key=self.make_rng("dropout"), deterministic=False)
+    return basic.dropout(x, rate=self.rate, key=self.make_rng("dropout"), deterministic=False)

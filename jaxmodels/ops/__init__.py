@@ -1,0 +1,6 @@
+"""Pure functional ops: functions of arrays and parameter dicts, with no hidden state."""
+
+from jaxmodels.ops.conv import conv1d, conv2d
+from jaxmodels.ops.basic import check_token_ids, dense, dropout, embed, flatten, relu
+from jaxmodels.ops.losses import accuracy, check_labels, softmax_cross_entropy
+from jaxmodels.ops.pool import avg_pool, max_pool

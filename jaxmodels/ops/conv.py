@@ -1,12 +1,13 @@
 """Convolutions on channels-last arrays, built on `jax.lax.conv_general_dilated`.
 
 Shape letters: B batch, T steps, H W height and width, C channels in, O channels out.
-Images are f32[B, H, W, C] (NHWC) with f32[KH, KW, C, O] kernels (HWIO); sequences are
+Images are f32[B, H, W, C] (NHWC) with f32[KH, KW, C, O] kernels (HWIO). Sequences are
 f32[B, T, C] with f32[K, C, O] kernels (WIO). KH, KW and K are kernel sizes.
 
-Padding is "VALID" (no padding), "SAME" (output size ceil(input / stride); when the total padding
-is odd, the extra row or column goes at the end, as in TensorFlow and Keras) or explicit
-non-negative (low, high) pairs, one per spatial axis. The strings are case-insensitive.
+Padding is "VALID" (no padding), "SAME" or explicit non-negative (low, high) pairs, one per
+spatial axis. The strings are case-insensitive. "SAME" gives output size ceil(input / stride).
+When its total padding is odd, the extra row or column goes at the end, as in TensorFlow and
+Keras.
 """
 
 from collections.abc import Mapping, Sequence
@@ -110,8 +111,8 @@ def _conv(
   if x.ndim != num_spatial + 2:
     raise ValueError(f"{name}: x must have shape [B, {spatial_letters}, C], got {x.shape}")
   if not jnp.issubdtype(x.dtype, jnp.floating):
-    raise ValueError(f"{name}: x must be floating point, got {x.dtype}; cast it first, "
-                     "for example x.astype(jnp.float32)")
+    raise ValueError(f"{name}: x must be floating point, got {x.dtype}. Cast it first, "
+                     "for example with x.astype(jnp.float32)")
   if kernel.ndim != num_spatial + 2:
     raise ValueError(f"{name}: kernel must have shape [{kernel_letters}, C, O], "
                      f"got {kernel.shape}")
@@ -127,7 +128,7 @@ def _conv(
   dilation = _positive_ints(name, "dilation", dilation, num_spatial)
   padding = _canonical_padding(name, padding, num_spatial)
 
-  # 16-bit inputs accumulate in float32; wider ones keep their own dtype.
+  # 16-bit inputs accumulate in float32, and wider ones in their own dtype.
   dtype = x.dtype
   accumulate_dtype = jnp.float32 if jnp.finfo(dtype).bits < 32 else None
   spec = ("NHWC", "HWIO", "NHWC") if num_spatial == 2 else ("NWC", "WIO", "NWC")
@@ -155,11 +156,15 @@ def _kernel_and_bias(
   if "kernel" not in params or unknown:
     raise ValueError(f"{name}: params must contain 'kernel' and optionally 'bias', "
                      f"got keys {sorted(params)}")
+  kernel = jnp.asarray(params["kernel"])
   bias = params.get("bias")
-  return jnp.asarray(params["kernel"]), None if bias is None else jnp.asarray(bias)
+  if bias is not None:
+    bias = jnp.asarray(bias)
+  return kernel, bias
 
 
 def _is_int(value) -> bool:
+  """Return whether `value` is a Python or NumPy integer, excluding bool."""
   return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
@@ -173,8 +178,8 @@ def _positive_ints(name: str, argument: str, value: int | Sequence[int],
   else:
     values = ()
   if len(values) != length or not all(_is_int(v) and v > 0 for v in values):
-    raise ValueError(f"{name}: {argument} must be a positive int or {length} positive ints, "
-                     f"got {value!r}")
+    expected = "a positive int" if length == 1 else f"a positive int or {length} positive ints"
+    raise ValueError(f"{name}: {argument} must be {expected}, got {value!r}")
   return tuple(int(v) for v in values)
 
 
@@ -193,6 +198,6 @@ def _canonical_padding(name: str, padding: Padding,
 
   if (not isinstance(padding, Sequence) or len(padding) != num_spatial
       or not all(is_pair(pair) for pair in padding)):
-    raise ValueError(f"{name}: explicit padding must be {num_spatial} (low, high) pair(s) of "
-                     f"non-negative ints, one per spatial axis, got {padding!r}")
+    raise ValueError(f"{name}: explicit padding must be one (low, high) pair of non-negative "
+                     f"ints per spatial axis, {num_spatial} in all, got {padding!r}")
   return tuple((int(low), int(high)) for low, high in padding)

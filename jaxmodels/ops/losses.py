@@ -6,17 +6,17 @@ Shape letters: B batch, K classes. "..." stands for any number of leading axes, 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 
 def softmax_cross_entropy(logits: jax.typing.ArrayLike, labels: jax.typing.ArrayLike) -> jax.Array:
   """Compute the per-example cross-entropy -log softmax(logits)[label].
 
-  Computed in at least float32, so bfloat16 logits do not lose precision in the normalizer.
-  Labels outside [0, K) give NaN rather than a plausible number: `optax` alone would wrap a
-  negative label to a real class. Because of that, padding examples must carry a valid label
-  such as 0, since a zero weight does not cancel NaN. This function runs under `jit` and cannot
-  raise on values: validate labels on the host with `check_labels`.
+  Computed in at least float32 as log_softmax, which subtracts the row maximum before the
+  exponent, so bfloat16 logits keep their precision and a label logit close to the maximum
+  loses no digits to cancellation. Labels outside [0, K) give NaN rather than a plausible
+  number, so padding examples must carry a valid label such as 0: a zero weight does not
+  cancel NaN. This function runs under `jit` and cannot raise on values, so validate labels
+  on the host with `check_labels`.
 
   Args:
     logits: f32[..., K] unnormalized log-probabilities.
@@ -33,10 +33,15 @@ def softmax_cross_entropy(logits: jax.typing.ArrayLike, labels: jax.typing.Array
   if jnp.finfo(logits.dtype).bits < 32:
     logits = logits.astype(jnp.float32)
 
+  # optax.softmax_cross_entropy_with_integer_labels (optax 0.2.8) is not used: it computes
+  # logsumexp - logit, which cancels digits when the label logit is near the maximum,
+  # and it wraps negative labels to real classes.
   num_classes = logits.shape[-1]
-  losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)  # [...]
-  in_range = (labels >= 0) & (labels < num_classes)
-  return jnp.where(in_range, losses, jnp.full_like(losses, jnp.nan))
+  log_probs = jax.nn.log_softmax(logits, axis=-1)  # [..., K]
+  in_range = (labels >= 0) & (labels < num_classes)  # [...]
+  safe_labels = jnp.where(in_range, labels, jnp.zeros_like(labels))
+  label_log_probs = jnp.take_along_axis(log_probs, safe_labels[..., None], axis=-1)[..., 0]
+  return jnp.where(in_range, -label_log_probs, jnp.full_like(label_log_probs, jnp.nan))
 
 
 def accuracy(logits: jax.typing.ArrayLike, labels: jax.typing.ArrayLike) -> jax.Array:
@@ -72,7 +77,7 @@ def check_labels(labels: np.typing.ArrayLike, num_classes: int) -> None:
 
   Raises:
     ValueError: naming the first out-of-range label, its index and how many labels are out of
-      range; also on non-integer labels or a non-positive `num_classes`.
+      range. Also raised on non-integer labels or a non-positive `num_classes`.
   """
   is_int = isinstance(num_classes, (int, np.integer)) and not isinstance(num_classes, bool)
   if not is_int or num_classes <= 0:

@@ -4,10 +4,11 @@ Shape letters: B batch, T steps, H W height and width, C channels.
 A rank-4 input f32[B, H, W, C] is pooled over H and W, and a rank-3 input f32[B, T, C] over T.
 Windows never span the batch or channel axes.
 
-Padding is "VALID", "SAME" (case-insensitive; output size ceil(input / stride), and an odd
-total padding puts the extra element at the end, as in Keras) or explicit non-negative
-(low, high) pairs, one per pooled axis. Padded positions never contribute: max pooling pads
-with -inf, and average pooling divides each window by its count of real elements.
+Padding is "VALID", "SAME" or explicit non-negative (low, high) pairs, one per pooled axis.
+The strings are case-insensitive. "SAME" gives output size ceil(input / stride), and an odd
+total padding puts the extra element at the end, as in Keras. Padded positions never
+contribute: max pooling pads with -inf, and average pooling divides each window by its count
+of real elements.
 """
 
 from collections.abc import Sequence
@@ -34,8 +35,9 @@ def max_pool(
   Args:
     x: f32[B, H, W, C] images or f32[B, T, C] sequences.
     window: window size, one int for every pooled axis or one int per pooled axis.
-    strides: step between windows, in the same form; defaults to `window`, as in Keras.
-    padding: "VALID", "SAME" or one (low, high) pair per pooled axis.
+    strides: step between windows, in the same form. Defaults to `window`, as in Keras.
+    padding: "VALID", "SAME" or one (low, high) pair per pooled axis. A window that contains
+      only padding, possible with explicit padding wider than the window, returns -inf.
 
   Returns:
     f32[B, H', W', C] or f32[B, T', C] in the dtype of `x`.
@@ -59,14 +61,15 @@ def avg_pool(
   """Average over each window, as Keras `AveragePooling2D` and `AveragePooling1D`.
 
   Each window's sum is divided by the number of real elements in it, so padding never pulls
-  a border average towards zero. With "VALID" padding every window holds prod(window)
-  elements. This matches Keras; PyTorch's default `count_include_pad=True` differs.
+  a border average towards zero. With "VALID" padding every window contains prod(window)
+  elements. This matches Keras, whereas PyTorch's default `count_include_pad=True` divides
+  by prod(window) everywhere.
 
   Args:
     x: f32[B, H, W, C] images or f32[B, T, C] sequences.
     window: window size, one int for every pooled axis or one int per pooled axis.
-    strides: step between windows, in the same form; defaults to `window`, as in Keras.
-    padding: "VALID", "SAME" or one (low, high) pair per pooled axis. A window that holds
+    strides: step between windows, in the same form. Defaults to `window`, as in Keras.
+    padding: "VALID", "SAME" or one (low, high) pair per pooled axis. A window that contains
       only padding, possible with explicit padding wider than the window, averages to NaN.
 
   Returns:
@@ -84,8 +87,8 @@ def avg_pool(
   zero = np.array(0, x.dtype)
   sums = jax.lax.reduce_window(x, zero, jax.lax.add, window_shape, strides, padding)
 
-  # Count the real elements of each window by pooling ones over the spatial axes alone;
-  # the count broadcasts over batch and channels.
+  # Count the real elements of each window by pooling ones over the spatial axes alone.
+  # The count broadcasts over batch and channels.
   ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
   counts = jax.lax.reduce_window(ones, zero, jax.lax.add, window_shape, strides, padding)
   return (sums / counts).astype(dtype)
@@ -103,8 +106,8 @@ def _pool_arguments(
   if x.ndim not in (3, 4):
     raise ValueError(f"{name}: x must have shape [B, H, W, C] or [B, T, C], got {x.shape}")
   if not jnp.issubdtype(x.dtype, jnp.floating):
-    raise ValueError(f"{name}: x must be floating point, got {x.dtype}; cast it first, "
-                     "for example x.astype(jnp.float32)")
+    raise ValueError(f"{name}: x must be floating point, got {x.dtype}. Cast it first, "
+                     "for example with x.astype(jnp.float32)")
 
   num_spatial = x.ndim - 2
   window = _positive_ints(name, "window", window, num_spatial)

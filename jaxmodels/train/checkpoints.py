@@ -55,15 +55,18 @@ class Checkpointer:
       )
     options = ocp.CheckpointManagerOptions(
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
-        best_fn=lambda metrics: metrics[metric],
-        best_mode="max",
-        keep_checkpoints_without_metrics=False,
         cleanup_tmp_directories=True,
         create=True,
     )
     self.directory = os.path.abspath(os.fspath(directory))
+    self.metric = metric
     self._manager = ocp.CheckpointManager(
-        self.directory, options=options, item_names=("state", "meta")
+        self.directory,
+        options=options,
+        item_handlers={
+            "state": ocp.StandardCheckpointHandler(),
+            "meta": ocp.JsonCheckpointHandler(),
+        },
     )
 
   def latest_step(self) -> int | None:
@@ -71,8 +74,13 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def best_step(self) -> int | None:
-    """Return the complete step with the highest metric, or None."""
-    return self._manager.best_step()
+    """Return the kept step with the highest metric, or None when no step has metrics."""
+    scored = []
+    for step in self.all_steps():
+      metrics = self.restore_meta(step).get("metrics") or {}
+      if self.metric in metrics:
+        scored.append((metrics[self.metric], step))
+    return max(scored)[1] if scored else None
 
   def all_steps(self) -> list[int]:
     """Return every complete step kept in the directory, oldest first."""
@@ -88,12 +96,14 @@ class Checkpointer:
   ) -> None:
     """Save `state` and JSON-serializable `meta` as `step`; `metrics` rank it for keep-best.
 
-    Saving runs in the background; `wait` blocks until it is complete.
+    `metrics` are also stored in `meta["metrics"]`. Saving runs in the background; `wait`
+    blocks until it is complete.
     """
+    meta = {**meta, "metrics": dict(metrics) if metrics is not None else None}
     self._manager.save(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta))
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
         ),
         metrics=dict(metrics) if metrics is not None else None,
         force=True,

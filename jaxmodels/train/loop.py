@@ -81,6 +81,54 @@ def _check_finite(loss: float, first_step: int, last_step: int) -> None:
     )
 
 
+def compile_steps(
+    model,
+    tx,
+    *,
+    mesh: jax.sharding.Mesh,
+    backend: str,
+    state_shardings: Any,
+    trace_counts: collections.Counter | None = None,
+):
+  """Compile the train and eval steps of `model` for `mesh`, once for a whole run.
+
+  Args:
+    model: the Flax module.
+    tx: the Optax optimizer.
+    mesh: device mesh.
+    backend: `jit` or `pmap` (see `jaxmodels.train.parallel`).
+    state_shardings: shardings of the train state, from `parallel.state_shardings`.
+    trace_counts: if given, counts traces of each step under `train_step` and `eval_step`.
+
+  Returns:
+    `train_fn(state, metrics, batch) -> (state, metrics)`, which donates its state and metrics
+    buffers, and `eval_fn(params, batch) -> (sums, predictions)`.
+  """
+  trace_counts = collections.Counter() if trace_counts is None else trace_counts
+  replicated = parallel.replicated(mesh)
+  metric_shardings = jax.tree.map(lambda _: replicated, steps.zero_metrics())
+  batch_shardings = parallel.batch_sharding(mesh)
+  train_fn = parallel.compile_step(
+      _count_traces("train_step", functools.partial(steps.train_step, model=model, tx=tx),
+                    trace_counts),
+      mesh=mesh,
+      backend=backend,
+      in_shardings=(state_shardings, metric_shardings, batch_shardings),
+      out_shardings=(state_shardings, metric_shardings),
+      batch_argnum=2,
+      donate_argnums=(0, 1),
+  )
+  eval_fn = parallel.compile_step(
+      _count_traces("eval_step", functools.partial(steps.eval_step, model=model), trace_counts),
+      mesh=mesh,
+      backend=backend,
+      in_shardings=(state_shardings.params, batch_shardings),
+      out_shardings=(metric_shardings, batch_shardings),
+      batch_argnum=1,
+  )
+  return train_fn, eval_fn
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict, *, max_steps: int | None = None
 ) -> TrainResult:
@@ -155,28 +203,11 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
     records.check_resume_config(meta, config)
     logging.info("Resumed from %s/checkpoints/%d (step %d).", workdir, latest, start_step)
 
-  # Compile the steps once for the whole run.
+  train_fn, eval_fn = compile_steps(
+      model, tx, mesh=mesh, backend=config.parallel.backend,
+      state_shardings=state_shardings, trace_counts=trace_counts,
+  )
   replicated = parallel.replicated(mesh)
-  metric_shardings = jax.tree.map(lambda _: replicated, steps.zero_metrics())
-  batch_shardings = parallel.batch_sharding(mesh)
-  train_fn = parallel.compile_step(
-      _count_traces("train_step", functools.partial(steps.train_step, model=model, tx=tx),
-                    trace_counts),
-      mesh=mesh,
-      backend=config.parallel.backend,
-      in_shardings=(state_shardings, metric_shardings, batch_shardings),
-      out_shardings=(state_shardings, metric_shardings),
-      batch_argnum=2,
-      donate_argnums=(0, 1),
-  )
-  eval_fn = parallel.compile_step(
-      _count_traces("eval_step", functools.partial(steps.eval_step, model=model), trace_counts),
-      mesh=mesh,
-      backend=config.parallel.backend,
-      in_shardings=(state_shardings.params, batch_shardings),
-      out_shardings=(metric_shardings, batch_shardings),
-      batch_argnum=1,
-  )
 
   writer = writer_lib.MetricWriter(workdir, tensorboard=config.logging.tensorboard) if is_writer else None
   history = []
@@ -188,7 +219,12 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
     if writer is not None:
       writer.write(step, split, values)
 
+  saved_steps = set(checkpointer.all_steps())
+
   def save(step: int, metrics: dict[str, float] | None = None) -> None:
+    if step in saved_steps:
+      return
+    saved_steps.add(step)
     meta = records.checkpoint_meta(config, step=step, steps_per_epoch=per_epoch)
     checkpointer.save(step, state, meta, metrics=metrics)
 

@@ -10,7 +10,7 @@ from jaxmodels.ops import losses
 
 
 def normal(shape, seed=0, scale=1.0):
-  """Return float32 normal samples; NumPy avoids compiling a sampler per shape."""
+  """Return float32 normal samples drawn with NumPy, which compiles nothing per shape."""
   return jnp.asarray(scale * np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 

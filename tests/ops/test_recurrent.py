@@ -319,7 +319,7 @@ def test_bidirectional_matches_reference(merge, return_sequences):
   mask = _right_padding([T, 3, 5])
 
   outputs, (forward_state, backward_state) = recurrent.bidirectional(
-      recurrent.lstm, params_forward, params_backward, x, mask=mask,
+      JITTED["lstm"], params_forward, params_backward, x, mask=mask,
       return_sequences=return_sequences, merge=merge)
 
   forward, forward_expected_state = _reference(kind, params_forward, x, mask=mask)

@@ -52,7 +52,7 @@ def dense(
     raise ValueError(f"dense: bias must have shape ({kernel.shape[1]},) to match the "
                      f"kernel's O={kernel.shape[1]}, got {bias.shape}")
 
-  # 16-bit inputs accumulate in float32; wider ones keep their own dtype.
+  # 16-bit inputs accumulate in float32, and wider ones in their own dtype.
   dtype = x.dtype
   accumulate_dtype = jnp.float32 if jnp.finfo(dtype).bits < 32 else None
   contract_c = (((x.ndim - 1,), (0,)), ((), ()))
@@ -68,7 +68,7 @@ def flatten(x: jax.typing.ArrayLike) -> jax.Array:
   """Flatten all axes but the first in row-major order, as Keras `Flatten` on NHWC inputs.
 
   Args:
-    x: f32[B, ...]; an f32[B] input becomes f32[B, 1].
+    x: f32[B, ...]. An f32[B] input becomes f32[B, 1].
 
   Returns:
     f32[B, prod(...)] with the dtype of `x`.
@@ -83,7 +83,7 @@ def flatten(x: jax.typing.ArrayLike) -> jax.Array:
 
 
 def relu(x: jax.typing.ArrayLike) -> jax.Array:
-  """Compute max(x, 0) elementwise; the gradient at 0 is 0, as in `jax.nn.relu`.
+  """Compute max(x, 0) elementwise, with gradient 0 at 0 as in `jax.nn.relu`.
 
   Args:
     x: f32[...].
@@ -111,7 +111,7 @@ def dropout(
   Args:
     x: f32[...].
     rate: probability of dropping an element, in [0, 1).
-    key: PRNG key for the mask; required unless `deterministic`.
+    key: PRNG key for the mask, required unless `deterministic`.
     deterministic: if true, skip dropout, as in evaluation.
 
   Returns:
@@ -124,7 +124,7 @@ def dropout(
   if not 0.0 <= rate < 1.0:
     raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
   if not deterministic and key is None:
-    raise ValueError("dropout: key is required when deterministic=False; pass a PRNG key "
+    raise ValueError("dropout: key is required when deterministic=False. Pass a PRNG key "
                      "such as jax.random.key(0), or set deterministic=True for evaluation")
   x = jnp.asarray(x)
   if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -188,7 +188,7 @@ def check_token_ids(ids: np.typing.ArrayLike, vocab_size: int) -> None:
 
   Raises:
     ValueError: naming the first out-of-range id, its position and how many ids are out of
-      range; also on non-integer ids or a non-positive `vocab_size`.
+      range. Also raised on non-integer ids or a non-positive `vocab_size`.
   """
   is_int = isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)
   if not is_int or vocab_size <= 0:

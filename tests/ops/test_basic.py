@@ -1,4 +1,4 @@
-"""Tests for jaxmodels.ops.dense against NumPy references."""
+"""Tests for jaxmodels.ops.basic against NumPy references."""
 
 import functools
 
@@ -8,13 +8,13 @@ from jax.test_util import check_grads
 import numpy as np
 import pytest
 
-from jaxmodels.ops import dense
+from jaxmodels.ops import basic
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
 
 def normal(shape, seed=0):
-  """Return float32 standard-normal samples; NumPy avoids compiling a sampler per shape."""
+  """Return float32 standard-normal samples drawn with NumPy, which compiles nothing per shape."""
   return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
@@ -66,10 +66,11 @@ def test_dense_grads():
 def test_dense_bfloat16_keeps_dtype():
   params = {"kernel": normal((16, 8), seed=1), "bias": normal((8,), seed=2)}
   x = normal((4, 16))
-  y16 = dense.dense(params, x.astype(jnp.bfloat16))
-  y32 = dense.dense(params, x, precision=HIGHEST)
+  y16 = basic.dense(params, x.astype(jnp.bfloat16))
+  y32 = basic.dense(params, x, precision=HIGHEST)
   assert y16.dtype == jnp.bfloat16
-  # bfloat16 keeps 8 significant bits, so inputs and kernel carry about 0.4% rounding error.
+  # bfloat16 keeps 8 significant bits, so inputs and kernel carry up to 0.4% rounding error
+  # and sums of a few dozen products can be off by a few hundredths.
   np.testing.assert_allclose(y16.astype(jnp.float32), y32, rtol=5e-2, atol=5e-2)
 
 
@@ -85,12 +86,12 @@ def test_dense_bfloat16_keeps_dtype():
 ])
 def test_dense_bad_arguments(params, x, match):
   with pytest.raises(ValueError, match=match):
-    dense.dense(params, x)
+    basic.dense(params, x)
 
 
 def test_flatten_row_major_order():
   x = jnp.arange(2 * 3 * 4 * 5, dtype=jnp.float32).reshape(2, 3, 4, 5)
-  y = dense.flatten(x)
+  y = basic.flatten(x)
   assert y.shape == (2, 60)
   assert y.dtype == jnp.float32
   # Keras flattens NHWC row-major: the channel index varies fastest, then width, then height.
@@ -103,15 +104,15 @@ def test_flatten_row_major_order():
 
 
 def test_flatten_rank_one_and_scalar():
-  assert dense.flatten(jnp.ones((3,))).shape == (3, 1)
-  assert dense.flatten(jnp.ones((0, 2, 2))).shape == (0, 4)
+  assert basic.flatten(jnp.ones((3,))).shape == (3, 1)
+  assert basic.flatten(jnp.ones((0, 2, 2))).shape == (0, 4)
   with pytest.raises(ValueError, match="flatten: x must have a batch axis"):
-    dense.flatten(jnp.float32(1.0))
+    basic.flatten(jnp.float32(1.0))
 
 
 def test_relu_matches_reference():
   x = normal((3, 7))
-  y = dense.relu(x)
+  y = basic.relu(x)
   assert y.dtype == jnp.float32
   np.testing.assert_array_equal(y, np.maximum(np.asarray(x), 0.0))
   np.testing.assert_array_equal(jax.jit(dense.relu)(x), y)
@@ -124,20 +125,20 @@ def test_relu_grads():
   x = jnp.where(jnp.abs(x) < 0.1, jnp.full_like(x, 0.5), x)
   # Finite differences in float32 with eps=1e-3 are only good to about 1e-2.
   check_grads(dense.relu, (x,), order=2, modes=("fwd", "rev"), eps=1e-3, atol=1e-2, rtol=1e-2)
-  assert jax.grad(lambda v: dense.relu(v))(jnp.float32(0.0)) == 0.0
+  assert jax.grad(lambda v: basic.relu(v))(jnp.float32(0.0)) == 0.0
 
 
 def test_dropout_identity_cases(key):
   x = normal((4, 8))
-  np.testing.assert_array_equal(dense.dropout(x, rate=0.5, key=key, deterministic=True), x)
-  np.testing.assert_array_equal(dense.dropout(x, rate=0.5, deterministic=True), x)
-  np.testing.assert_array_equal(dense.dropout(x, rate=0.0, key=key, deterministic=False), x)
+  np.testing.assert_array_equal(basic.dropout(x, rate=0.5, key=key, deterministic=True), x)
+  np.testing.assert_array_equal(basic.dropout(x, rate=0.5, deterministic=True), x)
+  np.testing.assert_array_equal(basic.dropout(x, rate=0.0, key=key, deterministic=False), x)
 
 
 def test_dropout_scales_kept_elements(key):
   rate = 0.3
   x = normal((64, 64))
-  y = dense.dropout(x, rate=rate, key=key, deterministic=False)
+  y = basic.dropout(x, rate=rate, key=key, deterministic=False)
   kept = np.asarray(y) != 0.0
   assert y.dtype == jnp.float32
   assert y.shape == x.shape
@@ -147,7 +148,7 @@ def test_dropout_scales_kept_elements(key):
 
 def test_dropout_preserves_mean(key):
   rate, n = 0.3, 200_000
-  y = np.asarray(dense.dropout(jnp.ones((n,)), rate=rate, key=key, deterministic=False))
+  y = np.asarray(basic.dropout(jnp.ones((n,)), rate=rate, key=key, deterministic=False))
   # Each output is 0 or 1 / (1 - rate), so its standard deviation is sqrt(rate / (1 - rate)),
   # about 0.65, and the mean of n outputs has standard error 0.65 / sqrt(n), about 0.0015.
   # A bound of 0.01 is over 6 standard errors, so a correct dropout essentially never fails.
@@ -158,9 +159,9 @@ def test_dropout_preserves_mean(key):
 def test_dropout_keys_select_masks(key):
   other_key = jax.random.fold_in(key, 1)
   x = jnp.ones((32, 32))
-  y_first = dense.dropout(x, rate=0.5, key=key, deterministic=False)
-  y_again = dense.dropout(x, rate=0.5, key=key, deterministic=False)
-  y_other = dense.dropout(x, rate=0.5, key=other_key, deterministic=False)
+  y_first = basic.dropout(x, rate=0.5, key=key, deterministic=False)
+  y_again = basic.dropout(x, rate=0.5, key=key, deterministic=False)
+  y_other = basic.dropout(x, rate=0.5, key=other_key, deterministic=False)
   np.testing.assert_array_equal(y_first, y_again)
   assert not np.array_equal(y_first, y_other)
 
@@ -176,25 +177,25 @@ def test_dropout_jit_matches_eager(key):
 
 
 def test_dropout_bfloat16_keeps_dtype(key):
-  y = dense.dropout(jnp.ones((8,), jnp.bfloat16), rate=0.5, key=key, deterministic=False)
+  y = basic.dropout(jnp.ones((8,), jnp.bfloat16), rate=0.5, key=key, deterministic=False)
   assert y.dtype == jnp.bfloat16
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
 def test_dropout_bad_rate(key, rate):
   with pytest.raises(ValueError, match=r"dropout: rate must be in \[0, 1\)"):
-    dense.dropout(jnp.ones((4,)), rate=rate, key=key, deterministic=False)
+    basic.dropout(jnp.ones((4,)), rate=rate, key=key, deterministic=False)
 
 
 def test_dropout_missing_key():
   with pytest.raises(ValueError, match="key is required when deterministic=False"):
-    dense.dropout(jnp.ones((4,)), rate=0.5, deterministic=False)
+    basic.dropout(jnp.ones((4,)), rate=0.5, deterministic=False)
 
 
 def test_embed_matches_reference():
   table = normal((6, 3))
   ids = jnp.array([[0, 5, 2], [2, 2, 1]], jnp.int32)
-  y = dense.embed({"embedding": table}, ids)
+  y = basic.embed({"embedding": table}, ids)
   expected = np.zeros((2, 3, 3), np.float32)
   for index in np.ndindex(*ids.shape):
     expected[index] = np.asarray(table)[int(ids[index])]
@@ -213,7 +214,7 @@ def test_embed_out_of_range_gives_nan(dtype):
   ids = np.array([1, 4, 3, 200], np.int64)
   if jnp.issubdtype(dtype, jnp.signedinteger):
     ids[3] = -1
-  y = np.asarray(dense.embed({"embedding": table}, jnp.asarray(ids, dtype)))
+  y = np.asarray(basic.embed({"embedding": table}, jnp.asarray(ids, dtype)))
   np.testing.assert_array_equal(y[0], np.asarray(table)[1])
   np.testing.assert_array_equal(y[2], np.asarray(table)[3])
   assert np.isnan(y[1]).all()
@@ -223,7 +224,7 @@ def test_embed_out_of_range_gives_nan(dtype):
 def test_embed_grads():
   table = normal((5, 3))
   ids = jnp.array([[0, 4], [4, 2]], jnp.int32)
-  fn = lambda t: dense.embed({"embedding": t}, ids)
+  fn = lambda t: basic.embed({"embedding": t}, ids)
   # Finite differences in float32 with eps=1e-3 are only good to about 1e-2.
   check_grads(fn, (table,), order=2, modes=("fwd", "rev"), eps=1e-3, atol=1e-2, rtol=1e-2)
 
@@ -242,13 +243,13 @@ def test_embed_grads():
 ])
 def test_embed_bad_arguments(params, ids, match):
   with pytest.raises(ValueError, match=match):
-    dense.embed(params, ids)
+    basic.embed(params, ids)
 
 
 def test_check_token_ids_accepts_valid():
-  dense.check_token_ids(np.array([[0, 3], [2, 1]]), 4)
-  dense.check_token_ids(jnp.array([0, 3], jnp.int32), 4)
-  dense.check_token_ids(np.zeros((0,), np.int32), 4)
+  basic.check_token_ids(np.array([[0, 3], [2, 1]]), 4)
+  basic.check_token_ids(jnp.array([0, 3], jnp.int32), 4)
+  basic.check_token_ids(np.zeros((0,), np.int32), 4)
 
 
 @pytest.mark.parametrize("ids, match", [
@@ -259,9 +260,9 @@ def test_check_token_ids_accepts_valid():
 ])
 def test_check_token_ids_reports_first_bad_id(ids, match):
   with pytest.raises(ValueError, match=match):
-    dense.check_token_ids(ids, 4)
+    basic.check_token_ids(ids, 4)
   with pytest.raises(ValueError, match="Rebuild the vocabulary from the data or raise vocab_size"):
-    dense.check_token_ids(ids, 4)
+    basic.check_token_ids(ids, 4)
 
 
 @pytest.mark.parametrize("ids, vocab_size, match", [
@@ -271,4 +272,4 @@ def test_check_token_ids_reports_first_bad_id(ids, match):
 ])
 def test_check_token_ids_bad_arguments(ids, vocab_size, match):
   with pytest.raises(ValueError, match=match):
-    dense.check_token_ids(ids, vocab_size)
+    basic.check_token_ids(ids, vocab_size)

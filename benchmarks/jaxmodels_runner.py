@@ -1,0 +1,125 @@
+"""The jaxmodels side of the benchmark, built with the pieces `experiments/run.py` trains with.
+
+The model comes from `registry.create_model` with the experiment config of its name, the
+optimizer from `optim.create_optimizer`, the state from `state.create_train_state` (initialized
+into its shardings as the loop does), and the step from `loop.compile_steps`, fed through
+`parallel.put_batch` on every step. Only the data set is a stand-in: random batches of the
+benchmark's shapes.
+"""
+
+import dataclasses
+import importlib
+import os
+import sys
+
+import jax
+import ml_collections
+
+import common
+
+# Experiment configs import each other as `experiments.configs.NAME`.
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+  sys.path.insert(0, _REPO_ROOT)
+
+from jaxmodels.models import registry  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import loop  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import optim  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import parallel  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import state as state_lib  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import steps  # pylint: disable=g-import-not-at-top
+
+# The experiment config each benchmark model starts from.
+CONFIG_MODULES = {
+    "cnn": "experiments.configs.cnn_mnist",
+    "lstm": "experiments.configs.lstm_imdb",
+    "lstm_attention": "experiments.configs.lstm_attention_imdb",
+    "transformer": "experiments.configs.transformer_imdb",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeDataset:
+  """The fields of `jaxmodels.data.datasets.Dataset` that the model factories read."""
+
+  num_classes: int
+  vocab_size: int | None = None
+
+
+def create_config(model: str, batch_size: int) -> ml_collections.ConfigDict:
+  """Load the experiment config of `model` and set the benchmark's shapes in it."""
+  if model not in CONFIG_MODULES:
+    raise ValueError(f"model must be one of {tuple(CONFIG_MODULES)}, got {model!r}")
+  config = importlib.import_module(CONFIG_MODULES[model]).get_config()
+  config.data.batch_size = batch_size
+  config.optim.name = "adam"
+  config.optim.learning_rate = common.LEARNING_RATE
+  config.optim.schedule = "constant"
+  config.optim.clip_norm = 0.0
+  config.optim.weight_decay = 0.0
+  config.parallel.mesh_shape = (-1, 1)
+  config.parallel.backend = "jit"
+  if model != "cnn":
+    config.data.vocab_size = common.VOCAB_SIZE
+  return config
+
+
+class Trainer:
+  """Runs compiled train steps of one jaxmodels model on a fixed set of random batches."""
+
+  def __init__(self, model: str, batch_size: int, *, seed: int):
+    self.config = create_config(model, batch_size)
+    dataset = FakeDataset(
+        num_classes=common.NUM_CLASSES,
+        vocab_size=None if model == "cnn" else common.VOCAB_SIZE,
+    )
+    self.model = registry.create_model(self.config, dataset)
+    self.tx, _ = optim.create_optimizer(self.config.optim, total_steps=1_000_000)
+    self.mesh = parallel.create_mesh(self.config.parallel)
+    self.batches = [
+        {"inputs": batch.inputs, "labels": batch.labels}
+        for batch in common.make_batches(model, batch_size, seed=seed)
+    ]
+
+    with jax.set_mesh(self.mesh):
+      example = self.batches[0]["inputs"][:1]
+
+      def init(key):
+        return state_lib.create_train_state(self.model, self.tx, key=key, example_inputs=example)
+
+      abstract_state = jax.eval_shape(init, jax.random.key(seed))
+      state_shardings = parallel.state_shardings(self.mesh, abstract_state)
+      self.state = jax.jit(init, out_shardings=state_shardings)(jax.random.key(seed))
+      self.train_fn, _ = loop.compile_steps(
+          self.model, self.tx, mesh=self.mesh, backend=self.config.parallel.backend,
+          state_shardings=state_shardings,
+      )
+      self.sums = jax.device_put(steps.zero_metrics(), parallel.replicated(self.mesh))
+      jax.block_until_ready(self.state)
+    self.index = 0
+
+  def run(self, num_steps: int) -> None:
+    """Run `num_steps` training steps and wait for the last one."""
+    with jax.set_mesh(self.mesh):
+      for _ in range(num_steps):
+        batch = self.batches[self.index % len(self.batches)]
+        self.index += 1
+        self.state, self.sums = self.train_fn(
+            self.state, self.sums, parallel.put_batch(batch, self.mesh)
+        )
+      jax.block_until_ready((self.state, self.sums))
+
+
+def create_trainer(model: str, batch_size: int, *, seed: int) -> Trainer:
+  """Build a jaxmodels trainer."""
+  return Trainer(model, batch_size, seed=seed)
+
+
+def versions() -> dict[str, str]:
+  """Return the version strings this runner uses."""
+  import flax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+
+  return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+          "optax": optax.__version__}

@@ -1,0 +1,144 @@
+"""End-to-end tests of the training loop on a tiny, learnable IDX data set."""
+
+import json
+import os
+import pathlib
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from jaxmodels.train import checkpoints
+from jaxmodels.train import loop
+from jaxmodels.train import writer
+
+
+def assert_trees_equal(actual, expected):
+  """Assert two PyTrees have the same structure and bitwise-equal leaves."""
+  assert jax.tree.structure(actual) == jax.tree.structure(expected)
+  for a, b in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_train_and_evaluate_learns_tiny_task(tiny_cnn_config):
+  config = tiny_cnn_config
+  config.train.num_epochs = 6
+  config.optim.learning_rate = 3e-3
+
+  result = loop.train_and_evaluate(config)
+
+  # 6 epochs of 8 steps on a task a linear model can solve.
+  assert int(result.state.step) == 48
+  assert result.eval_metrics["count"] == 100
+  assert result.eval_metrics["accuracy"] > 0.8
+  assert result.eval_predictions.shape == (100,)
+  assert not result.stopped_early
+
+
+def test_train_and_evaluate_traces_each_step_once(tiny_cnn_config):
+  result = loop.train_and_evaluate(tiny_cnn_config)
+
+  assert result.trace_counts == {"train_step": 1, "eval_step": 1}
+
+
+def test_train_and_evaluate_writes_run_record(tiny_cnn_config):
+  config = tiny_cnn_config
+
+  loop.train_and_evaluate(config)
+
+  workdir = pathlib.Path(config.workdir)
+  records = writer.read_metrics(config.workdir)
+  train = [r for r in records if r["split"] == "train"]
+  evals = [r for r in records if r["split"] == "eval"]
+  assert [r["step"] for r in train] == [4, 8, 12, 16]
+  assert [r["step"] for r in evals] == [8, 16]
+  assert all(r["count"] == 100 for r in evals)
+  assert json.loads((workdir / "config.json").read_text())["optim"]["name"] == "adam"
+  environment = json.loads((workdir / "environment.json").read_text())
+  assert environment["versions"]["jax"] == jax.__version__
+  assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
+
+
+def test_resume_matches_uninterrupted_run_bitwise(tiny_cnn_config, tmp_path):
+  config = tiny_cnn_config
+  config.workdir = str(tmp_path / "uninterrupted")
+  uninterrupted = loop.train_and_evaluate(config)
+
+  # Stop mid-epoch at step 5, then run the same config again to the end.
+  config.workdir = str(tmp_path / "resumed")
+  stopped = loop.train_and_evaluate(config, max_steps=5)
+  resumed = loop.train_and_evaluate(config)
+
+  assert stopped.stopped_early
+  assert int(stopped.state.step) == 5
+  assert int(resumed.state.step) == 16
+  assert_trees_equal(resumed.state.params, uninterrupted.state.params)
+  assert_trees_equal(resumed.state.opt_state, uninterrupted.state.opt_state)
+  assert resumed.eval_metrics == uninterrupted.eval_metrics
+
+
+def test_resume_of_finished_run_only_evaluates(tiny_cnn_config):
+  first = loop.train_and_evaluate(tiny_cnn_config)
+
+  second = loop.train_and_evaluate(tiny_cnn_config)
+
+  assert "train_step" not in second.trace_counts
+  assert int(second.state.step) == 16
+  assert second.eval_metrics == first.eval_metrics
+
+
+def test_resume_ignores_half_written_checkpoint(tiny_cnn_config):
+  config = tiny_cnn_config
+  loop.train_and_evaluate(config, max_steps=5)
+
+  # A save killed part way leaves only Orbax's temporary folder.
+  checkpoint_dir = pathlib.Path(config.workdir) / "checkpoints"
+  partial = checkpoint_dir / "7.orbax-checkpoint-tmp"
+  shutil.copytree(checkpoint_dir / "5", partial)
+  (partial / "state" / "manifest.ocdbt").write_bytes(b"truncated")
+
+  assert checkpoints.Checkpointer(checkpoint_dir).latest_step() == 5
+  result = loop.train_and_evaluate(config)
+  assert int(result.state.step) == 16
+
+
+def test_resume_with_other_model_lists_mismatched_keys(tiny_cnn_config):
+  config = tiny_cnn_config
+  loop.train_and_evaluate(config, max_steps=2)
+
+  config.model.hidden_units = 24
+  with pytest.raises(checkpoints.CheckpointMismatchError) as error:
+    loop.train_and_evaluate(config)
+
+  message = str(error.value)
+  assert "params/dense0/kernel: checkpoint float32[144, 16], model float32[144, 24]" in message
+  assert "params/logits/kernel" in message
+  assert "new workdir" in message
+
+
+def test_checkpoints_keep_latest_and_best(tiny_cnn_config):
+  config = tiny_cnn_config
+  config.train.num_epochs = 4
+  config.checkpoint.every_steps = 2
+  config.checkpoint.keep_latest = 2
+  config.checkpoint.keep_best = 1
+
+  loop.train_and_evaluate(config)
+
+  checkpointer = checkpoints.Checkpointer(pathlib.Path(config.workdir) / "checkpoints")
+  steps = checkpointer.all_steps()
+  evals = [r for r in writer.read_metrics(config.workdir) if r["split"] == "eval"]
+  best = max(evals, key=lambda r: r["accuracy"])["step"]
+  assert steps[-2:] == [30, 32]
+  assert best in steps
+  assert set(steps) <= {30, 32, best}
+
+
+def test_non_finite_loss_stops_with_step_range(tiny_cnn_config):
+  config = tiny_cnn_config
+  config.optim.name = "sgd"
+  config.optim.learning_rate = 1e30
+
+  with pytest.raises(loop.NonFiniteLossError, match=r"between steps \d+ and \d+"):
+    loop.train_and_evaluate(config)
