@@ -41,7 +41,7 @@ def test_dense_matches_reference(x_shape, use_bias):
   if use_bias:
     params["bias"] = normal((5,), seed=2)
   x = normal(x_shape)
-  fn = functools.partial(dense.dense, precision=HIGHEST)
+  fn = functools.partial(basic.dense, precision=HIGHEST)
 
   y = fn(params, x)
   expected = dense_reference(x, params["kernel"], params.get("bias"))
@@ -58,7 +58,7 @@ def test_dense_matches_reference(x_shape, use_bias):
 def test_dense_grads():
   params = {"kernel": normal((3, 2), seed=1), "bias": normal((2,), seed=2)}
   x = normal((2, 4, 3))
-  fn = functools.partial(dense.dense, precision=HIGHEST)
+  fn = functools.partial(basic.dense, precision=HIGHEST)
   # Finite differences in float32 with eps=1e-3 are only good to about 1e-2.
   check_grads(fn, (params, x), order=2, modes=("fwd", "rev"), eps=1e-3, atol=1e-2, rtol=1e-2)
 
@@ -98,9 +98,9 @@ def test_flatten_row_major_order():
   for b, h, w, c in np.ndindex(*x.shape):
     assert y[b, (h * 4 + w) * 5 + c] == x[b, h, w, c]
 
-  shape = jax.eval_shape(dense.flatten, x)
+  shape = jax.eval_shape(basic.flatten, x)
   assert shape.shape == (2, 60)
-  np.testing.assert_array_equal(jax.jit(dense.flatten)(x), y)
+  np.testing.assert_array_equal(jax.jit(basic.flatten)(x), y)
 
 
 def test_flatten_rank_one_and_scalar():
@@ -115,8 +115,8 @@ def test_relu_matches_reference():
   y = basic.relu(x)
   assert y.dtype == jnp.float32
   np.testing.assert_array_equal(y, np.maximum(np.asarray(x), 0.0))
-  np.testing.assert_array_equal(jax.jit(dense.relu)(x), y)
-  assert jax.eval_shape(dense.relu, x).shape == (3, 7)
+  np.testing.assert_array_equal(jax.jit(basic.relu)(x), y)
+  assert jax.eval_shape(basic.relu, x).shape == (3, 7)
 
 
 def test_relu_grads():
@@ -124,7 +124,7 @@ def test_relu_grads():
   x = normal((4, 5))
   x = jnp.where(jnp.abs(x) < 0.1, jnp.full_like(x, 0.5), x)
   # Finite differences in float32 with eps=1e-3 are only good to about 1e-2.
-  check_grads(dense.relu, (x,), order=2, modes=("fwd", "rev"), eps=1e-3, atol=1e-2, rtol=1e-2)
+  check_grads(basic.relu, (x,), order=2, modes=("fwd", "rev"), eps=1e-3, atol=1e-2, rtol=1e-2)
   assert jax.grad(lambda v: basic.relu(v))(jnp.float32(0.0)) == 0.0
 
 
@@ -168,7 +168,7 @@ def test_dropout_keys_select_masks(key):
 
 def test_dropout_jit_matches_eager(key):
   x = normal((8, 16))
-  fn = functools.partial(dense.dropout, rate=0.4, deterministic=False)
+  fn = functools.partial(basic.dropout, rate=0.4, deterministic=False)
   y = fn(x, key=key)
   np.testing.assert_array_equal(jax.jit(fn)(x, key=key), y)
   shape = jax.eval_shape(fn, x, key=key)
@@ -202,10 +202,10 @@ def test_embed_matches_reference():
   assert y.dtype == jnp.float32
   np.testing.assert_array_equal(y, expected)
 
-  shape = jax.eval_shape(dense.embed, {"embedding": table}, ids)
+  shape = jax.eval_shape(basic.embed, {"embedding": table}, ids)
   assert shape.shape == (2, 3, 3)
   assert shape.dtype == jnp.float32
-  np.testing.assert_array_equal(jax.jit(dense.embed)({"embedding": table}, ids), y)
+  np.testing.assert_array_equal(jax.jit(basic.embed)({"embedding": table}, ids), y)
 
 
 @pytest.mark.parametrize("dtype", [jnp.int8, jnp.uint8, jnp.int32])
