@@ -295,7 +295,7 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
 
   if max_steps is not None and step < total_steps:
     stopped_early = True
-  if start_step == total_steps:
+  if start_step >= total_steps:
     logging.info("The workdir holds a finished run; evaluating its final state.")
     run_eval(step)
 

@@ -10,6 +10,7 @@ T query positions, S key positions (tokens).
 """
 
 from collections.abc import Mapping, Sequence
+import io
 import math
 import os
 from typing import Any
@@ -21,17 +22,29 @@ from numpy.typing import ArrayLike
 
 from jaxmodels.train import writer as writer_lib
 
-# Resolution of written images; at the figure sizes below, a 10-class confusion matrix is
-# about 900 pixels wide.
+# Resolution of written images, in dots per inch.
 _DPI = 120
 
 # Cells are annotated up to this many classes or tokens; beyond it the numbers overlap.
 _MAX_ANNOTATED = 30
 
 
+class _Figure(Figure):
+  """A Figure that IPython displays as a PNG even where no inline backend is configured.
+
+  Jupyter shows a plain Figure as text until `%matplotlib inline` has run. Where the inline
+  backend has registered its own PNG printer for Figure, IPython uses that printer instead.
+  """
+
+  def _repr_png_(self) -> bytes:
+    buffer = io.BytesIO()
+    self.savefig(buffer, format="png", dpi=_DPI)
+    return buffer.getvalue()
+
+
 def _new_figure(width: float, height: float) -> Figure:
   """Create a figure of `width` x `height` inches on its own Agg canvas."""
-  figure = Figure(figsize=(width, height), layout="constrained")
+  figure = _Figure(figsize=(width, height), layout="constrained")
   FigureCanvasAgg(figure)
   return figure
 
@@ -181,8 +194,9 @@ def _annotate_cells(axes, image, values: np.ndarray, text_format: str) -> None:
 def _set_tick_labels(axes, names: Sequence[str], *, axis: str) -> None:
   positions = np.arange(len(names))
   if axis == "x":
-    # Slanted labels keep long class names or tokens from overlapping.
-    slanted = len(names) > 6 or max(len(name) for name in names) > 4
+    # Cells are about 0.55 inches wide, room for 4 characters; longer names are slanted so
+    # that they do not overlap.
+    slanted = max(len(name) for name in names) > 4
     axes.set_xticks(positions, labels=names, rotation=45 if slanted else 0,
                     ha="right" if slanted else "center", rotation_mode="anchor")
   else:
@@ -226,7 +240,8 @@ def plot_confusion_matrix(
   else:
     values, text_format, color_label = counts, "d", "examples"
 
-  size = max(5.0, 0.55 * num_classes + 2.5)
+  # About 0.55 inches per class, within 5 to 16 inches.
+  size = min(max(5.0, 0.55 * num_classes + 2.5), 16.0)
   figure = _new_figure(size + 1.2, size)
   axes = figure.subplots()
   image = axes.imshow(values, cmap="Blues", vmin=0, interpolation="nearest")

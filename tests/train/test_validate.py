@@ -1,0 +1,77 @@
+"""Tests of config validation: each bad value fails before any compile, naming key and fix."""
+
+import pytest
+
+from experiments.configs import cnn_mnist
+from jaxmodels.train import validate
+
+
+def validate_cnn(config, device_count=1, process_count=1):
+  validate.validate_config(
+      config,
+      device_count=device_count,
+      process_count=process_count,
+      known_models=("cnn",),
+      known_datasets=("mnist",),
+  )
+
+
+def test_validate_accepts_shipped_configs():
+  validate_cnn(cnn_mnist.get_config())
+  validate_cnn(cnn_mnist.get_config("smoke"))
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("optim.name", "adagrad", r"config.optim.name='adagrad' is not a known optimizer"),
+        ("optim.schedule", "step", r"config.optim.schedule='step' is not a known schedule"),
+        ("optim.learning_rate", -1.0, r"config.optim.learning_rate=-1.0 must be positive"),
+        ("optim.clip_norm", -0.5, r"config.optim.clip_norm=-0.5 must be zero \(off\)"),
+        ("data.batch_size", 0, r"config.data.batch_size=0 must be at least 1"),
+        ("data.eval_batch_size", -3, r"config.data.eval_batch_size=-3 must be at least 1"),
+        ("train.num_epochs", 0, r"config.train.num_epochs=0 must be at least 1"),
+        ("model.name", "resnet", r"config.model.name='resnet' is not a known model"),
+        ("data.name", "cifar", r"config.data.name='cifar' is not a known data set"),
+        ("parallel.backend", "pjit", r"config.parallel.backend='pjit' is not one of"),
+        ("checkpoint.keep_latest", 0, r"config.checkpoint.keep_latest=0 must be at least 1"),
+    ],
+)
+def test_validate_rejects_bad_value(key, value, message):
+  config = cnn_mnist.get_config()
+  section, name = key.split(".")
+  config[section][name] = value
+
+  with pytest.raises(ValueError, match=message):
+    validate_cnn(config)
+
+
+def test_validate_rejects_batch_not_dividing_devices():
+  config = cnn_mnist.get_config()
+  config.data.batch_size = 100
+
+  with pytest.raises(ValueError) as error:
+    validate_cnn(config, device_count=8)
+
+  message = str(error.value)
+  assert "config.data.batch_size=100" in message
+  assert "8 devices" in message
+  assert "96 or 104" in message
+
+
+def test_validate_rejects_mesh_not_fitting_devices():
+  config = cnn_mnist.get_config()
+  config.parallel.mesh_shape = (3, 1)
+
+  with pytest.raises(ValueError, match=r"mesh_shape=\(3, 1\) does not fit 8 devices"):
+    validate_cnn(config, device_count=8)
+
+
+def test_locked_config_rejects_unknown_key_and_wrong_type():
+  config = cnn_mnist.get_config()
+  config.lock()
+
+  with pytest.raises(AttributeError, match="learning_rat"):
+    config.optim.learning_rat = 1e-3
+  with pytest.raises(TypeError, match="learning_rate"):
+    config.optim.learning_rate = "fast"
