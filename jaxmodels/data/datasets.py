@@ -7,6 +7,7 @@ import ml_collections
 import numpy as np
 
 from jaxmodels.data import mnist
+from jaxmodels.data import text_datasets
 from jaxmodels.ops import losses
 
 
@@ -20,6 +21,8 @@ class Dataset:
     num_classes: number of classes K; every label is in [0, K).
     class_names: K readable class names.
     vocab: the text vocabulary for text data sets, else None.
+    vocab_size: rows of the embedding table for text data sets (`config.data.vocab_size`),
+      else None. Every token id is below it, and below `len(vocab)` too.
   """
 
   train: dict[str, np.ndarray]
@@ -27,6 +30,7 @@ class Dataset:
   num_classes: int
   class_names: tuple[str, ...]
   vocab: Any = None
+  vocab_size: int | None = None
 
 
 def _load_mnist(config: ml_collections.ConfigDict) -> Dataset:
@@ -46,7 +50,19 @@ def _load_mnist(config: ml_collections.ConfigDict) -> Dataset:
   )
 
 
-LOADERS = {"mnist": _load_mnist}
+def _load_text(config: ml_collections.ConfigDict) -> Dataset:
+  data = text_datasets.load_text_data(config)
+  return Dataset(
+      train=data.train,
+      test=data.test,
+      num_classes=len(data.class_names),
+      class_names=data.class_names,
+      vocab=data.vocab,
+      vocab_size=config.data.vocab_size,
+  )
+
+
+LOADERS = {"mnist": _load_mnist, "trec": _load_text, "mr": _load_text}
 
 
 def register(name: str, loader) -> None:

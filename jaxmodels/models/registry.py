@@ -6,6 +6,10 @@ import flax.linen as nn
 import ml_collections
 
 from jaxmodels.models import cnn
+from jaxmodels.models import lstm
+from jaxmodels.models import lstm_attention
+from jaxmodels.models import text_cnn
+from jaxmodels.models import transformer
 
 ModelFactory = Callable[[ml_collections.ConfigDict, object], nn.Module]
 
@@ -18,7 +22,69 @@ def _create_cnn(model: ml_collections.ConfigDict, dataset) -> nn.Module:
   )
 
 
-MODELS: dict[str, ModelFactory] = {"cnn": _create_cnn}
+def _text_vocab_size(model: ml_collections.ConfigDict, dataset) -> int:
+  """Return the embedding table size of a text data set, or raise for other data."""
+  if getattr(dataset, "vocab_size", None) is None:
+    raise ValueError(
+        f"config.model.name={model.name!r} reads token ids, but the data set has no "
+        "vocabulary; set config.data.name to a text data set such as 'trec' or 'mr'."
+    )
+  return dataset.vocab_size
+
+
+def _create_lstm(model: ml_collections.ConfigDict, dataset) -> nn.Module:
+  return lstm.LSTMClassifier(
+      num_classes=dataset.num_classes,
+      vocab_size=_text_vocab_size(model, dataset),
+      embedding_dim=model.embedding_dim,
+      lstm_units=tuple(model.lstm_units),
+      dropout_rate=model.dropout_rate,
+  )
+
+
+def _create_lstm_attention(model: ml_collections.ConfigDict, dataset) -> nn.Module:
+  return lstm_attention.LSTMAttentionClassifier(
+      num_classes=dataset.num_classes,
+      vocab_size=_text_vocab_size(model, dataset),
+      embedding_dim=model.embedding_dim,
+      lstm_units=tuple(model.lstm_units),
+      dropout_rate=model.dropout_rate,
+  )
+
+
+def _create_text_cnn(model: ml_collections.ConfigDict, dataset) -> nn.Module:
+  return text_cnn.TextCNN(
+      num_classes=dataset.num_classes,
+      vocab_size=_text_vocab_size(model, dataset),
+      embedding_dim=model.embedding_dim,
+      filter_widths=tuple(model.filter_widths),
+      num_filters=model.num_filters,
+      dropout_rate=model.dropout_rate,
+  )
+
+
+def _create_transformer(model: ml_collections.ConfigDict, dataset) -> nn.Module:
+  return transformer.TransformerClassifier(
+      num_classes=dataset.num_classes,
+      vocab_size=_text_vocab_size(model, dataset),
+      width=model.width,
+      num_layers=model.num_layers,
+      num_heads=model.num_heads,
+      mlp_dim=model.mlp_dim,
+      dropout_rate=model.dropout_rate,
+      position_embedding=model.position_embedding,
+      max_positions=model.max_positions,
+      pooling=model.pooling,
+  )
+
+
+MODELS: dict[str, ModelFactory] = {
+    "cnn": _create_cnn,
+    "lstm": _create_lstm,
+    "lstm_attention": _create_lstm_attention,
+    "text_cnn": _create_text_cnn,
+    "transformer": _create_transformer,
+}
 
 
 def register(name: str, factory: ModelFactory) -> None:

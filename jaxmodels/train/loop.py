@@ -24,7 +24,9 @@ from jaxmodels.train import checkpoints
 from jaxmodels.train import evaluate as evaluate_lib
 from jaxmodels.train import optim as optim_lib
 from jaxmodels.train import parallel
+from jaxmodels.train import plots
 from jaxmodels.train import preemption
+from jaxmodels.train import progress
 from jaxmodels.train import records
 from jaxmodels.train import state as state_lib
 from jaxmodels.train import steps
@@ -211,6 +213,7 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
 
   writer = writer_lib.MetricWriter(workdir, tensorboard=config.logging.tensorboard) if is_writer else None
   history = []
+  show_progress = config.train.progress_bar and is_writer
   eval_metrics, eval_predictions = None, None
   last_step = total_steps if max_steps is None else min(total_steps, max_steps)
 
@@ -230,9 +233,14 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
 
   def run_eval(step: int) -> None:
     nonlocal eval_metrics, eval_predictions
-    eval_metrics, eval_predictions = evaluate_lib.evaluate(
-        eval_fn, state.params, dataset.test, batch_size=config.data.eval_batch_size, mesh=mesh
-    )
+    with progress.progress_bar(
+        pipeline.num_examples(dataset.test), desc="eval", unit="example", leave=False,
+        enabled=show_progress,
+    ) as eval_bar:
+      eval_metrics, eval_predictions = evaluate_lib.evaluate(
+          eval_fn, state.params, dataset.test, batch_size=config.data.eval_batch_size,
+          mesh=mesh, progress=eval_bar.update,
+      )
     logging.info(
         "Step %d, epoch %d: eval loss %.4f, accuracy %.4f on %d examples.",
         step, step // per_epoch, eval_metrics["loss"], eval_metrics["accuracy"],
@@ -253,10 +261,13 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
   step = start_step
   stopped_early = False
 
-  with preemption.StopOnSignal() as stop_signal:
+  with preemption.StopOnSignal() as stop_signal, progress.progress_bar(
+      last_step, initial=start_step, desc="train", unit="step", enabled=show_progress
+  ) as train_bar:
     while step < last_step:
       state, sums = train_fn(state, sums, parallel.put_batch(next(batches), mesh))
       step += 1
+      train_bar.update(1)
 
       # One host sync per logging interval.
       if step % config.train.log_every_steps == 0 or step == last_step:
@@ -276,6 +287,9 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
             train_metrics["examples_per_second"],
         )
         record(step, "train", train_metrics)
+        train_bar.set_postfix(
+            {"loss": train_metrics["loss"], "accuracy": train_metrics["accuracy"]}
+        )
         interval_start, interval_time = step, time.perf_counter()
 
       if step % per_epoch == 0 or step == total_steps:
@@ -302,6 +316,12 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
   checkpointer.close()
   if writer is not None:
     writer.close()
+    if config.logging.plots and eval_predictions is not None:
+      paths = plots.save_run_plots(
+          workdir, labels=dataset.test["labels"], predictions=eval_predictions,
+          class_names=dataset.class_names,
+      )
+      logging.info("Plots: %s", ", ".join(paths))
   return TrainResult(
       state=state,
       eval_metrics=eval_metrics,

@@ -31,7 +31,10 @@ BACKENDS = ("jit", "pmap")
 
 
 def mesh_shape(parallel: ml_collections.ConfigDict, device_count: int) -> tuple[int, int]:
-  """Resolve `parallel.mesh_shape` (data, model), where -1 takes the remaining devices."""
+  """Resolve `parallel.mesh_shape` (data, model), where -1 takes the remaining devices.
+
+  A mesh smaller than `device_count` is allowed and uses the first data * model devices.
+  """
   data, model = parallel.mesh_shape
   if model == -1 and data == -1:
     raise ValueError(
@@ -41,24 +44,32 @@ def mesh_shape(parallel: ml_collections.ConfigDict, device_count: int) -> tuple[
     data = device_count // model if model > 0 and device_count % model == 0 else 0
   if model == -1:
     model = device_count // data if data > 0 and device_count % data == 0 else 0
-  if data < 1 or model < 1 or data * model != device_count:
+  if data < 1 or model < 1 or data * model > device_count:
     raise ValueError(
         f"config.parallel.mesh_shape={tuple(parallel.mesh_shape)} does not fit {device_count} "
-        f"devices: data * model must equal the device count. Use (-1, 1) for pure data "
-        "parallelism."
+        f"devices: data * model must be at most the device count, and -1 needs a count that "
+        "divides evenly. Use (-1, 1) for data parallelism over all devices."
     )
   return data, model
 
 
 def create_mesh(parallel: ml_collections.ConfigDict) -> jax.sharding.Mesh:
-  """Build the (data, model) mesh over all devices of all processes.
+  """Build the (data, model) mesh over the devices of all processes.
 
   The axes are `Auto`: XLA propagates shardings through the model, so ops need no sharding
   annotations of their own.
   """
-  shape = mesh_shape(parallel, jax.device_count())
+  data, model = mesh_shape(parallel, jax.device_count())
+  if data * model < jax.device_count() and jax.process_count() > 1:
+    raise ValueError(
+        f"config.parallel.mesh_shape={tuple(parallel.mesh_shape)} uses {data * model} of "
+        f"{jax.device_count()} devices, but a multi-process run must use all of them."
+    )
   return jax.make_mesh(
-      shape, (DATA_AXIS, MODEL_AXIS), axis_types=(jax.sharding.AxisType.Auto,) * 2
+      (data, model),
+      (DATA_AXIS, MODEL_AXIS),
+      axis_types=(jax.sharding.AxisType.Auto,) * 2,
+      devices=jax.devices()[:data * model],
   )
 
 

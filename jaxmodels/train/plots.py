@@ -91,7 +91,7 @@ def confusion_matrix(labels: ArrayLike, predictions: ArrayLike, num_classes: int
     num_classes: K, the number of classes.
 
   Returns:
-    i64[K, K] counts; entry [i, j] is the number of examples of class i predicted as class j.
+    i64[K, K] counts, where entry [i, j] is the number of examples of class i predicted as j.
 
   Raises:
     ValueError: if the arrays are not 1-D integer arrays of one length, or a class is outside
@@ -119,7 +119,8 @@ def _series(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, Mapping
     missing = [key for key in ("step", "split") if key not in record]
     if missing:
       raise ValueError(
-          f"plot_curves: records[{index}] lacks {', '.join(missing)}; got keys {sorted(record)}"
+          f"plot_curves: records[{index}] is missing {', '.join(missing)}, got keys "
+          f"{sorted(record)}"
       )
     by_split.setdefault(str(record["split"]), {})[int(record["step"])] = record
   return by_split
@@ -146,7 +147,7 @@ def plot_curves(
     ValueError: if `records` is empty or a record lacks "step" or "split".
   """
   if not records:
-    raise ValueError("plot_curves: records is empty; expected at least one metrics record")
+    raise ValueError("plot_curves: records is empty, expected at least one metrics record")
   by_split = _series(records)
 
   # Train first, then eval, then any other split, so that colors match across runs.
@@ -194,8 +195,8 @@ def _annotate_cells(axes, image, values: np.ndarray, text_format: str) -> None:
 def _set_tick_labels(axes, names: Sequence[str], *, axis: str) -> None:
   positions = np.arange(len(names))
   if axis == "x":
-    # Cells are about 0.55 inches wide, room for 4 characters; longer names are slanted so
-    # that they do not overlap.
+    # Names longer than 4 characters are slanted, because a cell about 0.55 inches wide fits
+    # about 4 characters at the default font size.
     slanted = max(len(name) for name in names) > 4
     axes.set_xticks(positions, labels=names, rotation=45 if slanted else 0,
                     ha="right" if slanted else "center", rotation_mode="anchor")
@@ -216,7 +217,7 @@ def plot_confusion_matrix(
   Args:
     labels: i32[N] true classes in [0, K).
     predictions: i32[N] predicted classes in [0, K).
-    class_names: K names, in class order; they label the ticks.
+    class_names: K names in class order, used as tick labels.
     path: where to write the figure; None writes nothing.
     normalize: show each row as fractions of its true class's examples, so the diagonal is the
       per-class recall; False shows counts.
@@ -343,7 +344,7 @@ def plot_misclassified(
     class_names: names for the titles; None uses the class numbers.
 
   Returns:
-    The figure; without misclassified examples it holds a note saying so.
+    The figure. Without misclassified examples it contains only a note saying so.
 
   Raises:
     ValueError: if the shapes disagree or `max_images` < 1.
@@ -366,8 +367,8 @@ def plot_misclassified(
   _check_same_length("plot_misclassified", labels, predictions)
 
   wrong = np.flatnonzero(labels != predictions)  # [number misclassified]
-  shown = wrong[:max_images]
-  if not shown.size:
+  selected = wrong[:max_images]
+  if not selected.size:
     figure = _new_figure(4, 2)
     figure.text(0.5, 0.5, f"No misclassified examples among {len(labels)}", ha="center",
                 va="center")
@@ -377,16 +378,16 @@ def plot_misclassified(
   def name(k) -> str:
     return str(k) if class_names is None else str(class_names[k])
 
-  rows, columns = _grid(len(shown), max_columns=math.ceil(math.sqrt(max_images)))
+  rows, columns = _grid(len(selected), max_columns=math.ceil(math.sqrt(max_images)))
   figure = _new_figure(1.9 * columns, 2.1 * rows + 0.5)
-  figure.suptitle(f"Misclassified: first {len(shown)} of {len(wrong)}, among {len(labels)} "
+  figure.suptitle(f"Misclassified: first {len(selected)} of {len(wrong)}, among {len(labels)} "
                   "examples")
   grid = figure.subplots(rows, columns, squeeze=False).ravel()
-  for axes, index in zip(grid, shown):
+  for axes, index in zip(grid, selected):
     _show_image(axes, images[index])
     axes.set_title(f"true {name(labels[index])} / pred {name(predictions[index])}",
                    fontsize=9)
-  for axes in grid[len(shown):]:
+  for axes in grid[len(selected):]:
     axes.set_axis_off()
   _save(figure, path)
   return figure

@@ -5,7 +5,7 @@ is a Jupyter kernel (Colab included). Otherwise `progress_bar` returns a bar who
 nothing, so output redirected to a file or a CI log gets no carriage-return lines.
 
 In a notebook the bar is tqdm's widget when ipywidgets is installed and tqdm's text bar when it
-is not. tqdm.auto makes that choice and warns when it falls back; the warning is suppressed
+is not. tqdm.auto makes that choice and warns when it falls back. The warning is suppressed
 because the text bar works in notebooks.
 
 While a bar is displayed, log records of the root and absl loggers are emitted inside
@@ -30,10 +30,14 @@ import tqdm.std
 def in_notebook() -> bool:
   """Return whether this process is a Jupyter kernel, such as a notebook or Colab runtime.
 
-  Kernels run an `ipykernel` ZMQInteractiveShell (Colab's shell subclasses it); the terminal
-  IPython shell does not, and is covered by the terminal check instead. Nothing is imported,
-  so the check costs nothing outside IPython.
+  Jupyter kernels run an `ipykernel` ZMQInteractiveShell and Colab runtimes load the
+  `google.colab` package. The terminal IPython shell is neither, and is covered by the terminal
+  check instead. Nothing is imported, so the check costs nothing outside IPython.
   """
+  # NOTE: untested on a Colab runtime, which is expected to import `google.colab` before any
+  # user code runs.
+  if "google.colab" in sys.modules:
+    return True
   zmqshell = sys.modules.get("ipykernel.zmqshell")
   ipython = sys.modules.get("IPython")
   if zmqshell is None or ipython is None:
@@ -45,7 +49,7 @@ def should_display(*, enabled: bool = True) -> bool:
   """Return whether a progress bar would be displayed.
 
   Args:
-    enabled: the caller's switch, such as `config.train.progress_bar`; False always hides it.
+    enabled: the caller's switch, such as `config.train.progress_bar`. False always hides it.
 
   Returns:
     True when `enabled` and `sys.stderr` is a terminal or the process is a Jupyter kernel,
@@ -135,17 +139,17 @@ class ProgressBar:
     return self._bar is not None
 
   def update(self, n: int = 1) -> None:
-    """Advance the count by `n` steps or examples; the bar redraws at most 10 times a second."""
+    """Advance the count by `n` steps or examples. tqdm redraws at most every 0.1 s."""
     if self._bar is not None:
       self._bar.update(n)
 
   def set_postfix(self, values: Mapping[str, Any]) -> None:
-    """Show `values` after the bar, such as `{"loss": 0.31}`; floats get 3 significant digits."""
+    """Show `values` after the bar, such as `{"loss": 0.31}`, floats to 3 significant digits."""
     if self._bar is not None:
       self._bar.set_postfix(dict(values))
 
   def close(self) -> None:
-    """Draw the final state and release the terminal line; calling it again does nothing."""
+    """Draw the final state and release the terminal line. Calling it again does nothing."""
     if self._bar is not None:
       self._bar.close()
       self._bar = None
@@ -170,17 +174,17 @@ def progress_bar(
   """Create a progress bar on `sys.stderr` that shows the count, rate and ETA.
 
   Args:
-    total: the count at completion, such as the last step; None shows count and rate only.
-    initial: the count already done, such as the step a resumed run starts from; the rate and
+    total: the count at completion, such as the last step. None shows count and rate only.
+    initial: the count already done, such as the step a resumed run starts from. The rate and
       ETA count only what is done after it.
     desc: a label in front of the bar, such as "train".
     unit: the name of one counted item, such as "step" or "example".
-    enabled: False returns a bar that does nothing; see `should_display` for when True does.
-    leave: keep the finished bar on screen; False erases it on `close`, which suits a
+    enabled: False returns a bar that does nothing. See `should_display` for what True does.
+    leave: keep the finished bar on screen. False erases it on `close`, which suits a
       per-epoch evaluation bar.
 
   Returns:
-    A `ProgressBar`; its `displayed` is False when nothing will be written.
+    A `ProgressBar`, whose `displayed` is False when nothing will be written.
 
   Raises:
     ValueError: if `total` or `initial` is negative, or `initial` exceeds `total`.

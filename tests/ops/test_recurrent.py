@@ -19,8 +19,9 @@ CELLS = {
     "gru": (recurrent.gru, recurrent.init_gru, 3),
 }
 
-# Tests that make many calls use the jitted layers: one compile per shape is much faster
-# than eager dispatch. test_recurrent_jit_matches_eager ties the two together.
+# Eager calls compile the scan anew each time. Tests that call a layer many times with
+# the same shapes use these jitted versions, which compile once per shape.
+# test_recurrent_jit_matches_eager ties the two together.
 JITTED = {kind: jax.jit(fn, static_argnames=_STATIC) for kind, (fn, _, _) in CELLS.items()}
 
 
@@ -153,34 +154,42 @@ def test_recurrent_initial_state(kind):
 
 
 @pytest.mark.parametrize("kind", CELLS)
-@pytest.mark.parametrize("padding", [_right_padding, _left_padding])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_recurrent_padding_invariance(kind, padding, reverse):
-  fn = JITTED[kind]
-  params, x = _random_params(kind), _inputs()
-  lengths = [T, 4, 1]
-  mask = padding(lengths)
+def test_recurrent_padding_invariance(kind, reverse):
+  fn = CELLS[kind][0]
+  params, x = _random_params(kind), _inputs(batch=2)
+  lengths = [4, 1]
 
-  outputs, state = fn(params, x, mask=mask, reverse=reverse, return_sequences=True)
-
-  state = _as_tuple(state)
+  alone = []
   for b, length in enumerate(lengths):
-    real = x[b][mask[b]][None]  # [1, length, C]
-    alone_outputs, alone_state = fn(params, real, reverse=reverse, return_sequences=True)
-    np.testing.assert_allclose(outputs[b][mask[b]], alone_outputs[0], rtol=RTOL, atol=ATOL)
-    for got, want in zip(state, _as_tuple(alone_state), strict=True):
-      np.testing.assert_allclose(got[b], want[0], rtol=RTOL, atol=ATOL)
-    np.testing.assert_array_equal(outputs[b][~mask[b]], 0.0)
-    assert mask[b].sum() == length
+    alone_outputs, alone_state = fn(params, x[b:b + 1, :length], reverse=reverse,
+                                    return_sequences=True)
+    alone.append((alone_outputs[0], [s[0] for s in _as_tuple(alone_state)]))
+
+  for padding in (_right_padding, _left_padding):
+    mask = padding(lengths)
+    # Put each sequence's real steps where the mask expects them.
+    padded = np.zeros_like(x)
+    for b, length in enumerate(lengths):
+      padded[b][mask[b]] = x[b, :length]
+
+    outputs, state = fn(params, padded, mask=mask, reverse=reverse, return_sequences=True)
+
+    for b, (alone_outputs, alone_state) in enumerate(alone):
+      np.testing.assert_allclose(outputs[b][mask[b]], alone_outputs, rtol=RTOL, atol=ATOL)
+      np.testing.assert_array_equal(outputs[b][~mask[b]], 0.0)
+      for got, want in zip(_as_tuple(state), alone_state, strict=True):
+        np.testing.assert_allclose(got[b], want, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("kind", CELLS)
-@pytest.mark.parametrize("padding", [_right_padding, _left_padding])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_recurrent_masked_matches_reference(kind, padding, reverse):
+def test_recurrent_masked_matches_reference(kind, reverse):
   fn = CELLS[kind][0]
   params, x = _random_params(kind), _inputs()
-  mask = padding([5, T, 2])
+  # Rows: right padding, left padding, no padding, and a gap in the middle.
+  mask = np.stack([_right_padding([5])[0], _left_padding([2])[0], np.ones(T, bool)])
+  mask[2, 2:4] = False
 
   outputs, state = fn(params, x, mask=mask, reverse=reverse, return_sequences=True)
 
@@ -210,7 +219,7 @@ def test_recurrent_all_padding_keeps_initial_state(kind, reverse):
 
 @pytest.mark.parametrize("kind", CELLS)
 def test_recurrent_masked_gradients(kind):
-  fn = JITTED[kind]
+  fn = CELLS[kind][0]
   params, x = _random_params(kind), _inputs()
   mask = _left_padding([0, 3, T])
 
@@ -261,23 +270,19 @@ def test_recurrent_jit_matches_eager(kind):
 
 
 @pytest.mark.parametrize("kind", CELLS)
-@pytest.mark.parametrize("return_sequences", [True, False])
-def test_recurrent_eval_shape(kind, return_sequences):
+def test_recurrent_eval_shape(kind):
   fn = CELLS[kind][0]
   params, x = _random_params(kind), _inputs()
 
-  shapes = jax.eval_shape(
-      lambda p, x: fn(p, x, return_sequences=return_sequences), params, x)
-  outputs, state = fn(params, x, return_sequences=return_sequences)
+  for return_sequences, expected in ((True, (B, T, U)), (False, (B, U))):
+    outputs, state = jax.eval_shape(
+        lambda p, x: fn(p, x, return_sequences=return_sequences), params, x)
 
-  expected = (B, T, U) if return_sequences else (B, U)
-  assert shapes[0].shape == expected
-  assert outputs.shape == expected
-  assert outputs.dtype == jnp.float32
-  for shape, array in zip(_as_tuple(shapes[1]), _as_tuple(state), strict=True):
-    assert shape.shape == (B, U)
-    assert array.shape == (B, U)
-    assert shape.dtype == array.dtype == jnp.float32
+    assert outputs.shape == expected
+    assert outputs.dtype == jnp.float32
+    for s in _as_tuple(state):
+      assert s.shape == (B, U)
+      assert s.dtype == jnp.float32
 
 
 @pytest.mark.parametrize("kind", CELLS)
@@ -297,7 +302,7 @@ def test_recurrent_bfloat16_dtype(kind):
 
 @pytest.mark.parametrize("kind", CELLS)
 def test_recurrent_unroll(kind):
-  fn = JITTED[kind]
+  fn = CELLS[kind][0]
   params = _random_params(kind)
   x = _inputs(steps=7)
   mask = _left_padding([7, 5, 2], steps=7)
@@ -309,55 +314,77 @@ def test_recurrent_unroll(kind):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("merge", ["concat", "sum", "mul", "ave", None])
 @pytest.mark.parametrize("return_sequences", [True, False])
-def test_bidirectional_matches_reference(merge, return_sequences):
+def test_bidirectional_matches_reference(return_sequences):
   kind = "lstm"
   params_forward = _random_params(kind, seed=4)
   params_backward = _random_params(kind, seed=5)
   x = _inputs()
-  mask = _right_padding([T, 3, 5])
+  mask = np.stack([_right_padding([3])[0], _left_padding([5])[0], np.ones(T, bool)])
 
   outputs, (forward_state, backward_state) = recurrent.bidirectional(
-      JITTED["lstm"], params_forward, params_backward, x, mask=mask,
-      return_sequences=return_sequences, merge=merge)
+      recurrent.lstm, params_forward, params_backward, x, mask=mask,
+      return_sequences=return_sequences)
 
   forward, forward_expected_state = _reference(kind, params_forward, x, mask=mask)
   backward, backward_expected_state = _reference(
       kind, params_backward, x, mask=mask, reverse=True)
   if not return_sequences:
     forward, backward = forward_expected_state[0], backward_expected_state[0]
-  expected = {
-      "concat": lambda: np.concatenate([forward, backward], axis=-1),
-      "sum": lambda: forward + backward,
-      "mul": lambda: forward * backward,
-      "ave": lambda: (forward + backward) / 2,
-      None: lambda: (forward, backward),
-  }[merge]()
-  for got, want in zip(jax.tree.leaves(outputs), jax.tree.leaves(expected), strict=True):
-    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+  np.testing.assert_allclose(outputs, np.concatenate([forward, backward], axis=-1),
+                             rtol=RTOL, atol=ATOL)
   for got, want in zip(forward_state, forward_expected_state, strict=True):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
   for got, want in zip(backward_state, backward_expected_state, strict=True):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("padding", [_right_padding, _left_padding])
-def test_bidirectional_padding_invariance(padding):
+def test_bidirectional_merge_modes():
+  params_forward = _random_params("simple_rnn", seed=4)
+  params_backward = _random_params("simple_rnn", seed=5)
+  x = _inputs()
+
+  (forward, backward), _ = recurrent.bidirectional(
+      JITTED["simple_rnn"], params_forward, params_backward, x, merge=None,
+      return_sequences=True)
+  expected = {
+      "concat": np.concatenate([forward, backward], axis=-1),
+      "sum": forward + backward,
+      "mul": forward * backward,
+      "ave": (forward + backward) / 2,
+  }
+
+  reference_forward, _ = _reference("simple_rnn", params_forward, x)
+  reference_backward, _ = _reference("simple_rnn", params_backward, x, reverse=True)
+  np.testing.assert_allclose(forward, reference_forward, rtol=RTOL, atol=ATOL)
+  np.testing.assert_allclose(backward, reference_backward, rtol=RTOL, atol=ATOL)
+  for merge, want in expected.items():
+    got, _ = recurrent.bidirectional(JITTED["simple_rnn"], params_forward, params_backward,
+                                     x, merge=merge, return_sequences=True)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=merge)
+
+
+def test_bidirectional_padding_invariance():
   params_forward = _random_params("gru", seed=6)
   params_backward = _random_params("gru", seed=7)
-  x = _inputs()
-  lengths = [2, T, 4]
-  mask = padding(lengths)
+  x = _inputs(batch=2)
+  lengths = [2, 4]
 
-  outputs, _ = recurrent.bidirectional(recurrent.gru, params_forward, params_backward, x,
-                                       mask=mask, return_sequences=True)
+  alone = [recurrent.bidirectional(recurrent.gru, params_forward, params_backward,
+                                   x[b:b + 1, :length], return_sequences=True)[0][0]
+           for b, length in enumerate(lengths)]
 
-  for b in range(len(lengths)):
-    real = x[b][mask[b]][None]  # [1, length, C]
-    alone, _ = recurrent.bidirectional(JITTED["gru"], params_forward, params_backward,
-                                       real, return_sequences=True)
-    np.testing.assert_allclose(outputs[b][mask[b]], alone[0], rtol=RTOL, atol=ATOL)
+  for padding in (_right_padding, _left_padding):
+    mask = padding(lengths)
+    padded = np.zeros_like(x)
+    for b, length in enumerate(lengths):
+      padded[b][mask[b]] = x[b, :length]
+
+    outputs, _ = recurrent.bidirectional(recurrent.gru, params_forward, params_backward,
+                                         padded, mask=mask, return_sequences=True)
+
+    for b, alone_outputs in enumerate(alone):
+      np.testing.assert_allclose(outputs[b][mask[b]], alone_outputs, rtol=RTOL, atol=ATOL)
 
 
 def test_bidirectional_bad_merge():
@@ -394,18 +421,15 @@ def test_recurrent_init(kind, key):
   np.testing.assert_allclose(recurrent_kernel @ recurrent_kernel.T, np.eye(units),
                              atol=1e-5)
 
-
-def test_lstm_init_forget_bias(key):
-  units = 3
-  bias = np.asarray(recurrent.init_lstm(key, 2, units)["bias"])
-
-  np.testing.assert_array_equal(bias[units:2 * units], 1.0)
-  np.testing.assert_array_equal(bias[:units], 0.0)
-  np.testing.assert_array_equal(bias[2 * units:], 0.0)
-
-
-def test_gru_init_bias_shape(key):
-  assert recurrent.init_gru(key, 2, 3)["bias"].shape == (2, 9)
+  bias = np.asarray(params["bias"])
+  if kind == "lstm":
+    # Keras unit_forget_bias=True: the forget-gate slice starts at 1.
+    np.testing.assert_array_equal(bias[units:2 * units], 1.0)
+    np.testing.assert_array_equal(bias[:units], 0.0)
+    np.testing.assert_array_equal(bias[2 * units:], 0.0)
+  else:
+    np.testing.assert_array_equal(bias, 0.0)
+  assert bias.shape == ((2, 3 * units) if kind == "gru" else (gates * units,))
 
 
 @pytest.mark.parametrize("kind", CELLS)

@@ -29,12 +29,13 @@ def install_shell(monkeypatch, shell) -> None:
   ipython.get_ipython = lambda: shell
   monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", zmqshell)
   monkeypatch.setitem(sys.modules, "IPython", ipython)
+  monkeypatch.delitem(sys.modules, "google.colab", raising=False)
 
 
 def set_terminal(monkeypatch, *, isatty: bool) -> None:
   """Make the current `sys.stderr` report `isatty`, outside any notebook.
 
-  Call it inside the test body: capsys swaps `sys.stderr` only once the test itself runs.
+  Call it inside the test body, because capsys swaps `sys.stderr` only when the test starts.
   """
   monkeypatch.setattr(sys.stderr, "isatty", lambda: isatty)
   monkeypatch.setattr(progress, "in_notebook", lambda: False)
@@ -64,7 +65,14 @@ def test_in_notebook_no_shell(monkeypatch):
 
 def test_in_notebook_without_ipykernel(monkeypatch):
   monkeypatch.delitem(sys.modules, "ipykernel.zmqshell", raising=False)
+  monkeypatch.delitem(sys.modules, "google.colab", raising=False)
   assert not progress.in_notebook()
+
+
+def test_in_notebook_colab_package(monkeypatch):
+  monkeypatch.delitem(sys.modules, "ipykernel.zmqshell", raising=False)
+  monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+  assert progress.in_notebook()
 
 
 @pytest.mark.parametrize(

@@ -61,9 +61,9 @@ def test_validate_rejects_batch_not_dividing_devices():
 
 def test_validate_rejects_mesh_not_fitting_devices():
   config = cnn_mnist.get_config()
-  config.parallel.mesh_shape = (3, 1)
+  config.parallel.mesh_shape = (3, 4)
 
-  with pytest.raises(ValueError, match=r"mesh_shape=\(3, 1\) does not fit 8 devices"):
+  with pytest.raises(ValueError, match=r"mesh_shape=\(3, 4\) does not fit 8 devices"):
     validate_cnn(config, device_count=8)
 
 

@@ -1,0 +1,100 @@
+"""Prototype: several train steps per compiled call with `lax.scan`.
+
+  python benchmarks/prototypes/scan_steps.py [--model=cnn] [--batch-sizes=32,128] \
+      [--steps-per-call=1,4,16] [--rounds=7]
+
+Builds the jaxmodels trainer of `jaxmodels_runner` (model, optimizer, state and shardings as
+`experiments/run.py` builds them), then compiles `steps.train_step` inside a `lax.scan` over K
+stacked batches, f32[K, B, ...], that one `put_batch`-style transfer places on the mesh. K = 1
+is the loop's own compiled step, fed one batch per call. The windows of all K alternate.
+"""
+
+import argparse
+import functools
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import common  # pylint: disable=g-import-not-at-top
+import jaxmodels_runner  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import parallel  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import steps  # pylint: disable=g-import-not-at-top
+from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top
+from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
+
+
+class ScanTrainer:
+  """A jaxmodels trainer whose compiled call runs `steps_per_call` steps under `lax.scan`."""
+
+  def __init__(self, model: str, batch_size: int, steps_per_call: int, *, unroll: int = 1):
+    self.base = jaxmodels_runner.create_trainer(model, batch_size, seed=0)
+    self.steps_per_call = steps_per_call
+    mesh = self.base.mesh
+    train_step = functools.partial(steps.train_step, model=self.base.model, tx=self.base.tx)
+
+    def multi_step(state, sums, batches):
+      def body(carry, batch):
+        return train_step(*carry, batch), None
+
+      carry, _ = jax.lax.scan(body, (state, sums), batches, unroll=unroll)
+      return carry
+
+    # Steps along the leading axis, each batch split over `data` as `put_batch` splits it.
+    self.stacked_sharding = NamedSharding(mesh, P(None, parallel.DATA_AXIS))
+    self.multi_step = jax.jit(multi_step, donate_argnums=(0, 1))
+
+    # Stack K batches, cycling through the random ones.
+    picks = [self.base.batches[k % len(self.base.batches)] for k in range(steps_per_call)]
+    self.stacked = {name: np.stack([batch[name] for batch in picks]) for name in picks[0]}
+
+  def run(self, num_calls: int) -> None:
+    base = self.base
+    with jax.set_mesh(base.mesh):
+      for _ in range(num_calls):
+        batches = jax.device_put(self.stacked, self.stacked_sharding)
+        base.state, base.sums = self.multi_step(base.state, base.sums, batches)
+      jax.block_until_ready((base.state, base.sums))
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--model", default="cnn", choices=common.MODELS)
+  parser.add_argument("--batch-sizes", default="32,128")
+  parser.add_argument("--steps-per-call", default="1,4,16")
+  parser.add_argument("--rounds", type=int, default=7)
+  parser.add_argument("--window-steps", type=int, default=64,
+                      help="train steps per timed window, rounded up to whole calls")
+  args = parser.parse_args()
+
+  counts = common.parse_batch_sizes(args.steps_per_call)
+  print("| model | batch | steps per call | examples/s (median) | min-max | vs 1 step per call |")
+  print("|---|---:|---:|---:|---:|---:|")
+  for batch_size in common.parse_batch_sizes(args.batch_sizes):
+    trainers = {}
+    for count in counts:
+      trainer = jaxmodels_runner.create_trainer(args.model, batch_size, seed=0) if count == 1 \
+          else ScanTrainer(args.model, batch_size, count)
+      trainer.run(2)
+      trainers[count] = trainer
+
+    rates = {count: [] for count in counts}
+    for _ in range(args.rounds):
+      for count, trainer in trainers.items():
+        calls = -(-args.window_steps // count)
+        start = time.perf_counter()
+        trainer.run(calls)
+        rates[count].append(calls * count * batch_size / (time.perf_counter() - start))
+    baseline = float(np.median(rates[counts[0]]))
+    for count in counts:
+      median, low, high = common.median_and_range(rates[count])
+      print(f"| {args.model} | {batch_size} | {count} | {median:,.0f} | {low:,.0f}-{high:,.0f} | "
+            f"{median / baseline:.2f} |")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,36 @@
+"""The CNN-rand sentence classifier of Kim (2014) on TREC question types.
+
+Run:
+  python experiments/run.py --config=experiments/configs/text_cnn_trec.py \
+      --config.data_dir=/path/to/trec --config.train.progress_bar=False
+
+Kim's settings: 300-dimensional embeddings trained from a random start, filter widths 3, 4
+and 5 with 100 maps each, dropout 0.5, batch 50. Kim trains with Adadelta and caps the norm
+of the last layer's weight vectors at 3; this config uses Adam and no norm cap.
+"""
+
+import ml_collections
+
+from experiments.configs import lstm_trec
+
+
+def get_config(variant: str | None = None):
+  config = lstm_trec.get_config(variant)
+  config.workdir = "workdirs/text_cnn_trec_smoke" if variant == "smoke" else "workdirs/text_cnn_trec"
+  config.data.batch_size = 50
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "text_cnn"
+  config.model.embedding_dim = 300
+  config.model.filter_widths = (3, 4, 5)
+  config.model.num_filters = 100
+  config.model.dropout_rate = 0.5
+
+  config.optim.learning_rate = 1e-3
+  config.train.num_epochs = 10
+
+  if variant == "smoke":
+    config.model.embedding_dim = 16
+    config.model.num_filters = 8
+    config.train.num_epochs = 1
+  return config

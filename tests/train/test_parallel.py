@@ -1,0 +1,156 @@
+"""Data and model parallelism on forced CPU devices, in subprocesses.
+
+Each test starts fresh Python processes with `--xla_force_host_platform_device_count`, because a
+process fixes its device count when JAX starts. Devices reduce gradients in a different order
+than one device does, so losses agree to a tolerance, not bitwise.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+WORKER = pathlib.Path(__file__).with_name("parallel_worker.py")
+# Losses over the first steps; reduction order changes the last bits, which grow a little.
+RTOL = 1e-4
+
+
+def start_worker(spec, *, device_count, env=None):
+  environment = {
+      **os.environ,
+      "XLA_FLAGS": f"--xla_force_host_platform_device_count={device_count}",
+      "JAX_PLATFORMS": "cpu",
+      **(env or {}),
+  }
+  return subprocess.Popen(
+      [sys.executable, str(WORKER), json.dumps(spec)], stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True, env=environment,
+  )
+
+
+def finish_worker(process, timeout=600):
+  try:
+    stdout, stderr = process.communicate(timeout=timeout)
+  finally:
+    if process.poll() is None:
+      process.kill()
+      process.wait()
+  assert process.returncode == 0, stderr[-5000:]
+  line = next(l for l in stdout.splitlines() if l.startswith("RESULTS "))
+  return json.loads(line[len("RESULTS "):])
+
+
+def run_worker(spec, *, device_count):
+  return finish_worker(start_worker(spec, device_count=device_count))
+
+
+@pytest.fixture
+def cnn_spec(tiny_mnist_dir):
+  return {
+      "config_name": "cnn_mnist",
+      "config": {
+          "data_dir": str(tiny_mnist_dir),
+          "data.batch_size": 32,
+          "data.eval_batch_size": 64,
+          "model.conv_features": [8, 16, 16],
+          "model.hidden_units": 16,
+          "train.num_epochs": 1,
+          "train.log_every_steps": 1,
+          "train.progress_bar": False,
+          "logging.plots": False,
+          "logging.tensorboard": False,
+      },
+  }
+
+
+def test_data_parallel_losses_match_across_devices(cnn_spec, tmp_path):
+  meshes = [([1, 1], "jit"), ([2, 1], "jit"), ([4, 1], "jit"), ([8, 1], "jit"),
+            ([8, 1], "pmap"), ([2, 1], "pmap")]
+  cnn_spec["runs"] = [
+      {"workdir": str(tmp_path / f"{backend}_{mesh[0]}"), "parallel.mesh_shape": mesh,
+       "parallel.backend": backend, "max_steps": 4}
+      for mesh, backend in meshes
+  ]
+
+  results = run_worker(cnn_spec, device_count=8)
+
+  reference = results[0]["losses"]
+  assert len(reference) == 4
+  for (mesh, backend), result in zip(meshes, results):
+    np.testing.assert_allclose(result["losses"], reference, rtol=RTOL, err_msg=f"{mesh} {backend}")
+    assert result["trace_counts"]["train_step"] == 1
+
+
+def test_model_axis_matches_data_parallel(cnn_spec, tmp_path):
+  cnn_spec["runs"] = [
+      {"workdir": str(tmp_path / "data"), "parallel.mesh_shape": [8, 1], "max_steps": 4},
+      {"workdir": str(tmp_path / "model"), "parallel.mesh_shape": [4, 2], "max_steps": 4},
+  ]
+
+  data_parallel, model_parallel = run_worker(cnn_spec, device_count=8)
+
+  np.testing.assert_allclose(model_parallel["losses"], data_parallel["losses"], rtol=RTOL)
+
+
+@pytest.mark.parametrize("saved_on, restored_on", [(8, 1), (1, 8)])
+def test_restore_across_device_counts(cnn_spec, tmp_path, saved_on, restored_on):
+  cnn_spec["runs"] = [
+      {"workdir": str(tmp_path / "reference"), "parallel.mesh_shape": [restored_on, 1],
+       "max_steps": 6},
+      {"workdir": str(tmp_path / "moved"), "parallel.mesh_shape": [saved_on, 1], "max_steps": 3},
+      {"workdir": str(tmp_path / "moved"), "parallel.mesh_shape": [restored_on, 1],
+       "max_steps": 6},
+  ]
+
+  reference, first_half, second_half = run_worker(cnn_spec, device_count=8)
+
+  assert first_half["step"] == 3
+  assert second_half["step"] == 6
+  np.testing.assert_allclose(
+      first_half["losses"] + second_half["losses"], reference["losses"], rtol=RTOL
+  )
+
+
+def free_port():
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
+
+
+def test_two_processes_match_one_process(cnn_spec, tmp_path):
+  cnn_spec["return_params"] = True
+  single = dict(cnn_spec, runs=[{"workdir": str(tmp_path / "single"), "max_steps": 4}])
+  multi = dict(cnn_spec, runs=[{
+      "workdir": str(tmp_path / "multi"), "max_steps": 4,
+      "parallel.distributed.timeout_seconds": 120,
+  }])
+
+  # Two processes with 2 CPU devices each, coordinated on loopback.
+  port = free_port()
+  processes = [
+      start_worker(multi, device_count=2, env={
+          "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+          "JAX_NUM_PROCESSES": "2",
+          "JAX_PROCESS_ID": str(index),
+      })
+      for index in range(2)
+  ]
+  try:
+    results = [finish_worker(process, timeout=300)[0] for process in processes]
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+  reference = run_worker(single, device_count=4)[0]
+
+  for result in results:
+    assert result["devices"] == 4
+    np.testing.assert_allclose(result["losses"], reference["losses"], rtol=RTOL)
+    for leaf, expected in zip(result["params"], reference["params"]):
+      np.testing.assert_allclose(np.array(leaf), np.array(expected), rtol=RTOL, atol=1e-6)
