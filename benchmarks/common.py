@@ -32,6 +32,7 @@ TRANSFORMER_HEADS = 4
 TRANSFORMER_MLP = 128
 TRANSFORMER_BLOCKS = 2
 TRANSFORMER_DROPOUT = 0.1
+LAYER_NORM_EPSILON = 1e-6  # flax.linen.LayerNorm's default, which jaxmodels uses.
 
 LEARNING_RATE = 1e-3
 ADAM_EPSILON = 1e-7  # Keras's default; also set in the PyTorch peer.

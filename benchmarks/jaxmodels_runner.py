@@ -32,9 +32,9 @@ from jaxmodels.train import steps  # pylint: disable=g-import-not-at-top
 # The experiment config each benchmark model starts from.
 CONFIG_MODULES = {
     "cnn": "experiments.configs.cnn_mnist",
-    "lstm": "experiments.configs.lstm_imdb",
-    "lstm_attention": "experiments.configs.lstm_attention_imdb",
-    "transformer": "experiments.configs.transformer_imdb",
+    "lstm": "experiments.configs.lstm_trec",
+    "lstm_attention": "experiments.configs.lstm_attention_trec",
+    "transformer": "experiments.configs.transformer_trec",
 }
 
 
@@ -61,7 +61,29 @@ def create_config(model: str, batch_size: int) -> ml_collections.ConfigDict:
   config.parallel.backend = "jit"
   if model != "cnn":
     config.data.vocab_size = common.VOCAB_SIZE
+    config.data.max_len = common.SEQUENCE_LENGTH
+  _check_sizes(model, config.model)
   return config
+
+
+def _check_sizes(model: str, model_config: ml_collections.ConfigDict) -> None:
+  """Raise ValueError if the experiment config's model sizes differ from the benchmark's."""
+  if model == "cnn":
+    expected = {"conv_features": common.CONV_FEATURES, "hidden_units": common.HIDDEN_UNITS}
+  elif model in ("lstm", "lstm_attention"):
+    expected = {"embedding_dim": common.EMBEDDING_DIM,
+                "lstm_units": (common.LSTM_UNITS, common.LSTM_UNITS), "dropout_rate": 0.0}
+  else:
+    expected = {"width": common.TRANSFORMER_WIDTH, "num_layers": common.TRANSFORMER_BLOCKS,
+                "num_heads": common.TRANSFORMER_HEADS, "mlp_dim": common.TRANSFORMER_MLP,
+                "dropout_rate": common.TRANSFORMER_DROPOUT, "position_embedding": "learned",
+                "pooling": "mean"}
+  for key, value in expected.items():
+    actual = model_config[key]
+    if (tuple(actual) if isinstance(actual, (list, tuple)) else actual) != value:
+      raise ValueError(
+          f"config.model.{key}={actual!r} in {CONFIG_MODULES[model]} differs from the "
+          f"benchmark's {value!r}; update benchmarks/common.py and the peers to match.")
 
 
 class Trainer:

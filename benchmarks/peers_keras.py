@@ -36,14 +36,15 @@ def _lstm(*, attention: bool) -> keras.Model:
   x = layers.Embedding(common.VOCAB_SIZE, common.EMBEDDING_DIM, mask_zero=True)(inputs)
   x = layers.LSTM(common.LSTM_UNITS, return_sequences=True)(x)
   if attention:
-    # Dot-product scores without scaling; the propagated mask hides padded keys.
+    # Dot-product scores, unscaled as in the Keras layer (jaxmodels scales by 1 / sqrt(U)); the
+    # propagated mask hides padded keys and zeroes padded queries.
     x = layers.Attention(score_mode="dot")([x, x])
   x = layers.LSTM(common.LSTM_UNITS)(x)
   return keras.Model(inputs, layers.Dense(common.NUM_CLASSES)(x))
 
 
 class TokenAndPositionEmbedding(layers.Layer):
-  """Sum of a token embedding and a learned position embedding, passing on the padding mask."""
+  """Token embedding plus a learned embedding of each token's position among the real tokens."""
 
   def __init__(self, **kwargs):
     super().__init__(**kwargs)
@@ -51,45 +52,49 @@ class TokenAndPositionEmbedding(layers.Layer):
     self.positions = layers.Embedding(common.SEQUENCE_LENGTH, common.TRANSFORMER_WIDTH)
 
   def call(self, ids):
-    steps = keras.ops.arange(keras.ops.shape(ids)[-1])
-    return self.tokens(ids) + self.positions(steps)[None]
+    keep = keras.ops.cast(keras.ops.not_equal(ids, 0), "int32")
+    positions = keras.ops.maximum(keras.ops.cumsum(keep, axis=1) - 1, 0) * keep
+    return self.tokens(ids) + self.positions(positions)
 
   def compute_mask(self, ids, mask=None):
     return self.tokens.compute_mask(ids)
 
 
 class EncoderBlock(layers.Layer):
-  """Post-norm Transformer encoder block: attention and MLP, each with dropout and a residual."""
+  """Pre-norm encoder block as in jaxmodels: x + Drop(MHA(LN(x))), then y + Drop(MLP(LN(y)))."""
 
   def __init__(self, **kwargs):
     super().__init__(**kwargs)
     width = common.TRANSFORMER_WIDTH
+    self.attention_norm = layers.LayerNormalization(epsilon=common.LAYER_NORM_EPSILON)
     self.attention = layers.MultiHeadAttention(
         common.TRANSFORMER_HEADS, width // common.TRANSFORMER_HEADS
     )
-    self.hidden = layers.Dense(common.TRANSFORMER_MLP, activation="relu")
-    self.output_dense = layers.Dense(width)
-    self.norm0 = layers.LayerNormalization(epsilon=1e-5)
-    self.norm1 = layers.LayerNormalization(epsilon=1e-5)
-    self.dropout0 = layers.Dropout(common.TRANSFORMER_DROPOUT)
-    self.dropout1 = layers.Dropout(common.TRANSFORMER_DROPOUT)
-    self.dropout2 = layers.Dropout(common.TRANSFORMER_DROPOUT)
+    self.mlp_norm = layers.LayerNormalization(epsilon=common.LAYER_NORM_EPSILON)
+    self.mlp_hidden = layers.Dense(common.TRANSFORMER_MLP)
+    self.mlp_output = layers.Dense(width)
+    self.attention_dropout = layers.Dropout(common.TRANSFORMER_DROPOUT)
+    self.mlp_dropout = layers.Dropout(common.TRANSFORMER_DROPOUT)
     self.supports_masking = True
 
   def call(self, x, training=None, mask=None):
     attention_mask = None if mask is None else mask[:, None, :]  # [B, 1, S]
-    attended = self.attention(x, x, attention_mask=attention_mask, training=training)
-    x = self.norm0(x + self.dropout0(attended, training=training))
-    hidden = self.dropout1(self.hidden(x), training=training)
-    return self.norm1(x + self.dropout2(self.output_dense(hidden), training=training))
+    y = self.attention_norm(x)
+    y = self.attention(y, y, attention_mask=attention_mask, training=training)
+    x = x + self.attention_dropout(y, training=training)
+    y = keras.activations.gelu(self.mlp_hidden(self.mlp_norm(x)), approximate=True)
+    return x + self.mlp_dropout(self.mlp_output(y), training=training)
 
 
 def _transformer() -> keras.Model:
   inputs = keras.Input((common.SEQUENCE_LENGTH,), dtype="int32")
   x = TokenAndPositionEmbedding()(inputs)
+  x = layers.Dropout(common.TRANSFORMER_DROPOUT)(x)
   for _ in range(common.TRANSFORMER_BLOCKS):
     x = EncoderBlock()(x)
+  x = layers.LayerNormalization(epsilon=common.LAYER_NORM_EPSILON)(x)
   x = layers.GlobalAveragePooling1D()(x)  # Masked mean over the real steps.
+  x = layers.Dropout(common.TRANSFORMER_DROPOUT)(x)
   return keras.Model(inputs, layers.Dense(common.NUM_CLASSES)(x))
 
 

@@ -48,8 +48,8 @@ class LSTMClassifier(nn.Module):
   def forward(self, ids: torch.Tensor) -> torch.Tensor:
     x, _ = self.lstm0(self.embedding(ids))  # [B, T, U]
     if self.attention:
-      # Single-head dot-product self-attention; padded keys get no weight.
-      scores = torch.bmm(x, x.transpose(1, 2))  # [B, T, S]
+      # Scaled dot-product self-attention, one head; padded keys get no weight.
+      scores = torch.bmm(x, x.transpose(1, 2)) * x.shape[-1] ** -0.5  # [B, T, S]
       key_mask = (ids != 0)[:, None, :]  # [B, 1, S]
       scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
       x = torch.bmm(torch.softmax(scores, dim=-1), x)  # [B, T, U]
@@ -57,37 +57,54 @@ class LSTMClassifier(nn.Module):
     return self.logits(hidden[-1])
 
 
+class EncoderBlock(nn.Module):
+  """Pre-norm encoder block as in jaxmodels: x + Drop(MHA(LN(x))), then y + Drop(MLP(LN(y)))."""
+
+  def __init__(self):
+    super().__init__()
+    width = common.TRANSFORMER_WIDTH
+    self.attention_norm = nn.LayerNorm(width, eps=common.LAYER_NORM_EPSILON)
+    self.attention = nn.MultiheadAttention(width, common.TRANSFORMER_HEADS, batch_first=True)
+    self.mlp_norm = nn.LayerNorm(width, eps=common.LAYER_NORM_EPSILON)
+    self.mlp_hidden = nn.Linear(width, common.TRANSFORMER_MLP)
+    self.mlp_output = nn.Linear(common.TRANSFORMER_MLP, width)
+    self.dropout = nn.Dropout(common.TRANSFORMER_DROPOUT)
+
+  def forward(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+    y = self.attention_norm(x)
+    y, _ = self.attention(y, y, y, key_padding_mask=padding, need_weights=False)
+    x = x + self.dropout(y)
+    y = F.gelu(self.mlp_hidden(self.mlp_norm(x)), approximate="tanh")
+    return x + self.dropout(self.mlp_output(y))
+
+
 class TransformerClassifier(nn.Module):
-  """Token and position embeddings -> post-norm encoder blocks -> masked mean -> Dense."""
+  """Token and position embeddings -> pre-norm blocks -> LayerNorm -> masked mean -> Dense."""
 
   def __init__(self):
     super().__init__()
     width = common.TRANSFORMER_WIDTH
     self.tokens = nn.Embedding(common.VOCAB_SIZE, width)
     self.positions = nn.Embedding(common.SEQUENCE_LENGTH, width)
-    block = nn.TransformerEncoderLayer(
-        d_model=width,
-        nhead=common.TRANSFORMER_HEADS,
-        dim_feedforward=common.TRANSFORMER_MLP,
-        dropout=common.TRANSFORMER_DROPOUT,
-        activation="relu",
-        batch_first=True,
-    )
-    self.encoder = nn.TransformerEncoder(
-        block, num_layers=common.TRANSFORMER_BLOCKS, enable_nested_tensor=False
-    )
+    self.blocks = nn.ModuleList(EncoderBlock() for _ in range(common.TRANSFORMER_BLOCKS))
+    self.final_norm = nn.LayerNorm(width, eps=common.LAYER_NORM_EPSILON)
+    self.dropout = nn.Dropout(common.TRANSFORMER_DROPOUT)
     self.logits = nn.Linear(width, common.NUM_CLASSES)
 
   def forward(self, ids: torch.Tensor) -> torch.Tensor:
-    steps = torch.arange(ids.shape[1], device=ids.device)
-    x = self.tokens(ids) + self.positions(steps)[None]  # [B, T, C]
     padding = ids == 0  # [B, T]
-    x = self.encoder(x, src_key_padding_mask=padding)
+    # Positions count real tokens only, as in jaxmodels.
+    keep = (~padding).long()
+    positions = (keep.cumsum(1) - 1).clamp(min=0) * keep  # [B, T]
+    x = self.dropout(self.tokens(ids) + self.positions(positions))  # [B, T, C]
+    for block in self.blocks:
+      x = block(x, padding)
+    x = self.final_norm(x)
 
     # Mean over the real steps only.
-    keep = (~padding).to(x.dtype)[..., None]  # [B, T, 1]
-    pooled = (x * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # [B, C]
-    return self.logits(pooled)
+    weights = keep.to(x.dtype)[..., None]  # [B, T, 1]
+    pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # [B, C]
+    return self.logits(self.dropout(pooled))
 
 
 def create_model(model: str) -> nn.Module:

@@ -6,7 +6,8 @@
 Builds the jaxmodels trainer of `jaxmodels_runner` (model, optimizer, state and shardings as
 `experiments/run.py` builds them), then compiles `steps.train_step` inside a `lax.scan` over K
 stacked batches, f32[K, B, ...], that one `put_batch`-style transfer places on the mesh. K = 1
-is the loop's own compiled step, fed one batch per call. The windows of all K alternate.
+is the loop's own compiled step, fed one batch per call. Each K > 1 runs twice: as a rolled
+`lax.scan` (an XLA while loop) and fully unrolled. The windows of all variants alternate.
 """
 
 import argparse
@@ -16,6 +17,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,7 +33,7 @@ from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-t
 class ScanTrainer:
   """A jaxmodels trainer whose compiled call runs `steps_per_call` steps under `lax.scan`."""
 
-  def __init__(self, model: str, batch_size: int, steps_per_call: int, *, unroll: int = 1):
+  def __init__(self, model: str, batch_size: int, steps_per_call: int, *, unroll: bool):
     self.base = jaxmodels_runner.create_trainer(model, batch_size, seed=0)
     self.steps_per_call = steps_per_call
     mesh = self.base.mesh
@@ -61,6 +63,42 @@ class ScanTrainer:
       jax.block_until_ready((base.state, base.sums))
 
 
+def time_conv_gradients_in_loop(num_iterations: int = 16) -> None:
+  """Time the two gradients of the CNN's middle convolution in a rolled and an unrolled loop.
+
+  Isolates where a rolled scan of train steps loses time: the inputs are jit arguments, so
+  nothing is constant-folded, and each iteration scales x so no iteration can be reused.
+  """
+  x = jnp.ones((32, 13, 13, 32), jnp.float32)
+  kernel = jnp.full((3, 3, 32, 64), 0.01, jnp.float32)
+
+  def conv(x, kernel):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  print("\n| conv gradient, x f32[32, 13, 13, 32] | rolled loop (us/iter) | unrolled (us/iter) |")
+  print("|---|---:|---:|")
+  for argnum, name in ((0, "input gradient"), (1, "kernel gradient")):
+    grad = jax.grad(lambda x, kernel: jnp.sum(conv(x, kernel)), argnums=argnum)
+    timings = []
+    for unroll in (False, True):
+
+      def loop(x, kernel, grad=grad, unroll=unroll):
+        def body(i, total):
+          return total + jnp.sum(grad(x * i.astype(jnp.float32), kernel))
+
+        return jax.lax.fori_loop(0, num_iterations, body, jnp.float32(0), unroll=unroll)
+
+      compiled = jax.jit(loop)
+      compiled(x, kernel).block_until_ready()
+      start = time.perf_counter()
+      for _ in range(3):
+        out = compiled(x, kernel)
+      out.block_until_ready()
+      timings.append((time.perf_counter() - start) / 3 / num_iterations)
+    print(f"| {name} | {timings[0] * 1e6:,.0f} | {timings[1] * 1e6:,.0f} |")
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", default="cnn", choices=common.MODELS)
@@ -71,29 +109,38 @@ def main() -> None:
                       help="train steps per timed window, rounded up to whole calls")
   args = parser.parse_args()
 
-  counts = common.parse_batch_sizes(args.steps_per_call)
-  print("| model | batch | steps per call | examples/s (median) | min-max | vs 1 step per call |")
-  print("|---|---:|---:|---:|---:|---:|")
+  variants = [(1, False)]
+  for count in common.parse_batch_sizes(args.steps_per_call):
+    if count > 1:
+      variants += [(count, False), (count, True)]
+  print("| model | batch | steps per call | scan | examples/s (median) | min-max | "
+        "vs 1 step per call |")
+  print("|---|---:|---:|---|---:|---:|---:|")
   for batch_size in common.parse_batch_sizes(args.batch_sizes):
     trainers = {}
-    for count in counts:
-      trainer = jaxmodels_runner.create_trainer(args.model, batch_size, seed=0) if count == 1 \
-          else ScanTrainer(args.model, batch_size, count)
+    for count, unroll in variants:
+      if count == 1:
+        trainer = jaxmodels_runner.create_trainer(args.model, batch_size, seed=0)
+      else:
+        trainer = ScanTrainer(args.model, batch_size, count, unroll=unroll)
       trainer.run(2)
-      trainers[count] = trainer
+      trainers[count, unroll] = trainer
 
-    rates = {count: [] for count in counts}
+    rates = {variant: [] for variant in variants}
     for _ in range(args.rounds):
-      for count, trainer in trainers.items():
+      for (count, unroll), trainer in trainers.items():
         calls = -(-args.window_steps // count)
         start = time.perf_counter()
         trainer.run(calls)
-        rates[count].append(calls * count * batch_size / (time.perf_counter() - start))
-    baseline = float(np.median(rates[counts[0]]))
-    for count in counts:
-      median, low, high = common.median_and_range(rates[count])
-      print(f"| {args.model} | {batch_size} | {count} | {median:,.0f} | {low:,.0f}-{high:,.0f} | "
-            f"{median / baseline:.2f} |")
+        rates[count, unroll].append(calls * count * batch_size / (time.perf_counter() - start))
+    baseline = float(np.median(rates[variants[0]]))
+    for count, unroll in variants:
+      median, low, high = common.median_and_range(rates[count, unroll])
+      scan = "none" if count == 1 else "unrolled" if unroll else "rolled"
+      print(f"| {args.model} | {batch_size} | {count} | {scan} | {median:,.0f} | "
+            f"{low:,.0f}-{high:,.0f} | {median / baseline:.2f} |")
+  if args.model == "cnn":
+    time_conv_gradients_in_loop()
 
 
 if __name__ == "__main__":

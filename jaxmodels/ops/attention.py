@@ -7,10 +7,11 @@ where it may differ from D.
 Masks are boolean with True meaning "attend". Logits and softmax are computed in float32
 for every input dtype, and the attention output is cast back to the dtype of the inputs.
 
-Masked softmax contract: a masked key gets weight exactly 0, and a query row whose keys are
-all masked gets all-zero weights, a zero output and zero gradients. The softmax shifts by
-the maximum over valid keys only and uses `jnp.where` both before and after `exp`, so
-masked logits never reach `exp` and never feed NaN or inf into a gradient.
+Masked softmax contract (with the default implementation=None): a masked key gets weight
+exactly 0, and a query row whose keys are all masked gets all-zero weights, a zero output
+and zero gradients. The softmax shifts by the maximum over valid keys only and applies
+`jnp.where` both before and after `exp`, so inf or NaN logits at masked keys reach neither
+the outputs nor the gradients.
 """
 
 import math
@@ -44,7 +45,7 @@ def padding_mask(key_mask: jax.typing.ArrayLike) -> jax.Array:
 
 
 def _masked_softmax(logits: jax.Array, valid: jax.Array | None) -> jax.Array:
-  """Softmax over the last axis of f32 `logits` that gives masked entries weight 0.
+  """Compute a softmax over the last axis of f32 `logits`, giving masked entries weight 0.
 
   Rows without a valid entry get all-zero weights. `valid` must broadcast to `logits`.
   """
@@ -72,8 +73,8 @@ def _check_mask(name: str, mask: jax.typing.ArrayLike | None,
   mask = jnp.asarray(mask)
   if mask.dtype != jnp.bool_:
     raise ValueError(
-        f"{name}: mask must be bool (True = attend), got {mask.dtype}; "
-        "an additive float mask is not supported")
+        f"{name}: mask must be bool (True = attend), got {mask.dtype}. "
+        "Convert an additive mask of 0 and -inf with `additive_mask == 0`")
   broadcastable = mask.ndim == len(target) and all(
       m in (1, t) for m, t in zip(mask.shape, target))
   if not broadcastable:
@@ -91,7 +92,7 @@ def _check_same_dtype(name: str, **arrays: jax.Array) -> None:
   if not jnp.issubdtype(first, jnp.floating) or any(d != first for d in dtypes.values()):
     described = ", ".join(f"{arg}={d}" for arg, d in dtypes.items())
     raise ValueError(
-        f"{name}: inputs must share one floating dtype, got {described}; cast explicitly")
+        f"{name}: inputs must share one floating dtype, got {described}. Cast them first")
 
 
 def dot_product_attention(
@@ -120,9 +121,10 @@ def dot_product_attention(
     causal: also mask keys after the query position.
     implementation: None for this module's masked softmax. "xla" or "cudnn" call
       `jax.nn.dot_product_attention` with that implementation (fused on GPU). The fused
-      path needs Dv == D and returns no weights. NOTE: as of JAX 0.10 it fills masked
-      logits with a large negative number, so a fully masked query row gets the mean of
-      all values instead of zeros.
+      path needs Dv == D and returns no weights. NOTE: its "xla" path (read in JAX
+      0.10.2) fills masked logits with a large negative number, so a fully masked query
+      row gets the mean of the values instead of zeros. The "cudnn" path was not
+      checked for this case.
     return_weights: also return the attention weights.
 
   Returns:
@@ -170,7 +172,8 @@ def dot_product_attention(
     return jax.nn.dot_product_attention(
         query, key, value, mask=mask, is_causal=causal, implementation=implementation)
 
-  # Products of two bf16 or f16 numbers are exact in f32, so only the sum rounds.
+  # Products of two bf16 or f16 numbers are exact in f32 unless they overflow, so only the
+  # sum rounds.
   logits = jnp.einsum("BTND,BSND->BNTS", query, key,
                       preferred_element_type=jnp.float32)  # [B, N, T, S]
   logits = logits * (1.0 / math.sqrt(depth))

@@ -106,7 +106,7 @@ def _run(name: str,
          xs: jax.Array, mask: jax.Array | None, state: tuple[jax.Array, ...], *,
          reverse: bool, return_sequences: bool,
          unroll: int) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-  """Scan `cell` over projected inputs `xs` f[T, B, G*U]; return (outputs, state)."""
+  """Scan `cell` over projected inputs `xs` f[T, B, G*U] and return (outputs, final state)."""
   if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
     raise ValueError(f"{name}: unroll must be a positive int, got {unroll!r}")
 

@@ -29,7 +29,8 @@ class Checkpointer:
     directory: folder of the checkpoints, created if missing.
     keep_latest: number of most recent checkpoints to keep.
     keep_best: number of checkpoints with the highest `metric` to keep besides them.
-    metric: key of the `metrics` dict passed to `save` that ranks checkpoints (higher is better).
+    metric: key of the `metrics` dict passed to `save` that ranks checkpoints.
+    mode: "max" when a higher `metric` is better, "min" when lower is better.
   """
 
   def __init__(
@@ -39,7 +40,11 @@ class Checkpointer:
       keep_latest: int = 2,
       keep_best: int = 1,
       metric: str = "eval_accuracy",
+      mode: str = "max",
   ):
+    if mode not in ("max", "min"):
+      raise ValueError(f"Checkpointer mode={mode!r} must be 'max' or 'min'.")
+    sign = 1.0 if mode == "max" else -1.0
     if keep_latest < 1:
       raise ValueError(
           f"config.checkpoint.keep_latest={keep_latest} must be at least 1, so that a run can resume."
@@ -48,7 +53,7 @@ class Checkpointer:
     if keep_best > 0:
       policies.append(
           checkpoint_managers.BestN(
-              get_metric_fn=lambda metrics: metrics[metric],
+              get_metric_fn=lambda metrics: sign * metrics[metric],
               n=keep_best,
               keep_checkpoints_without_metrics=False,
           )
@@ -60,6 +65,7 @@ class Checkpointer:
     )
     self.directory = os.path.abspath(os.fspath(directory))
     self.metric = metric
+    self._sign = sign
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=options,
@@ -79,7 +85,7 @@ class Checkpointer:
     for step in self.all_steps():
       metrics = self.restore_meta(step).get("metrics") or {}
       if self.metric in metrics:
-        scored.append((metrics[self.metric], step))
+        scored.append((self._sign * metrics[self.metric], step))
     return max(scored)[1] if scored else None
 
   def all_steps(self) -> list[int]:

@@ -39,12 +39,27 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.eps = 1e-7  # Keras's default epsilon for Adam and RMSprop.
   config.optim.rho = 0.9  # RMSprop's decay of the squared-gradient average.
   config.optim.momentum = 0.0
+  # Scale the learning rate by `factor` when the epoch's training loss stops improving.
+  config.optim.reduce_on_plateau = ml_collections.ConfigDict()
+  config.optim.reduce_on_plateau.enabled = False
+  config.optim.reduce_on_plateau.factor = 0.5
+  config.optim.reduce_on_plateau.patience_epochs = 2
+  config.optim.reduce_on_plateau.cooldown_epochs = 0
+  config.optim.reduce_on_plateau.rtol = 1e-4
+  config.optim.reduce_on_plateau.min_scale = 0.01
 
   config.train = ml_collections.ConfigDict()
   config.train.num_epochs = 10
   config.train.log_every_steps = 100
   # A progress bar on a terminal or in a notebook; never when output goes to a file.
   config.train.progress_bar = True
+  # Stop when the eval metric has not improved by `min_delta` for `patience_epochs` epochs
+  # (0 turns early stopping off), then continue from the best checkpoint's parameters.
+  config.train.early_stopping = ml_collections.ConfigDict()
+  config.train.early_stopping.patience_epochs = 0
+  config.train.early_stopping.metric = "accuracy"  # or "loss" (lower is better)
+  config.train.early_stopping.min_delta = 0.0
+  config.train.early_stopping.restore_best = True
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 0  # 0 saves at epoch ends (and at a stop) only.

@@ -21,6 +21,7 @@ from jaxmodels.data import pipeline
 from jaxmodels.models import registry
 from jaxmodels.models import summary
 from jaxmodels.train import checkpoints
+from jaxmodels.train import early_stopping
 from jaxmodels.train import evaluate as evaluate_lib
 from jaxmodels.train import optim as optim_lib
 from jaxmodels.train import parallel
@@ -160,7 +161,9 @@ def train_and_evaluate(
   per_epoch = pipeline.steps_per_epoch(dataset.train, config.data.batch_size)
   total_steps = per_epoch * config.train.num_epochs
   model = registry.create_model(config, dataset)
-  tx, schedule = optim_lib.create_optimizer(config.optim, total_steps=total_steps)
+  tx, schedule = optim_lib.create_optimizer(
+      config.optim, total_steps=total_steps, steps_per_epoch=per_epoch
+  )
   mesh = parallel.create_mesh(config.parallel)
   logging.info(
       "Data %s: %d train, %d test examples, %d classes; %d steps per epoch, %d in all.",
@@ -192,16 +195,25 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
   )
 
   # Resume from the newest complete checkpoint of the workdir.
+  early = config.train.early_stopping
+  mode = "min" if early.metric == "loss" else "max"
+  stopper = early_stopping.EarlyStopping(
+      patience=early.patience_epochs, mode=mode, min_delta=early.min_delta
+  )
   checkpointer = checkpoints.Checkpointer(
       f"{workdir}/checkpoints",
       keep_latest=config.checkpoint.keep_latest,
       keep_best=config.checkpoint.keep_best,
+      metric=f"eval_{early.metric}",
+      mode=mode,
   )
   start_step = 0
   latest = checkpointer.latest_step()
   if latest is not None:
     state, meta = checkpointer.restore(latest, state)
     start_step = int(meta["step"])
+    if "early_stopping" in meta:
+      stopper.load_state_dict(meta["early_stopping"])
     records.check_resume_config(meta, config)
     logging.info("Resumed from %s/checkpoints/%d (step %d).", workdir, latest, start_step)
 
@@ -229,6 +241,7 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
       return
     saved_steps.add(step)
     meta = records.checkpoint_meta(config, step=step, steps_per_epoch=per_epoch)
+    meta["early_stopping"] = stopper.state_dict()
     checkpointer.save(step, state, meta, metrics=metrics)
 
   def run_eval(step: int) -> None:
@@ -261,6 +274,8 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
   step = start_step
   stopped_early = False
 
+  if stopper.stopped:
+    last_step = step  # A run that stopped early stays stopped when run again.
   with preemption.StopOnSignal() as stop_signal, progress.progress_bar(
       last_step, initial=start_step, desc="train", unit="step", enabled=show_progress
   ) as train_bar:
@@ -294,7 +309,14 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
 
       if step % per_epoch == 0 or step == total_steps:
         run_eval(step)
-        save(step, {"eval_accuracy": eval_metrics["accuracy"]})
+        if stopper.update(eval_metrics[early.metric]):
+          logging.info(
+              "Early stopping at step %d: eval %s has not improved on %.4f for %d epochs.",
+              step, early.metric, stopper.best, stopper.wait,
+          )
+        save(step, {f"eval_{name}": eval_metrics[name] for name in ("accuracy", "loss")})
+        if stopper.stopped:
+          break
       elif (config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0) or (
           step == last_step
       ):
@@ -307,10 +329,15 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
         stopped_early = True
         break
 
-  if max_steps is not None and step < total_steps:
+  if max_steps is not None and step < total_steps and not stopper.stopped:
     stopped_early = True
-  if start_step >= total_steps:
-    logging.info("The workdir holds a finished run; evaluating its final state.")
+  if stopper.stopped and early.restore_best:
+    best_step = checkpointer.best_step()
+    state, _ = checkpointer.restore(best_step, state)
+    logging.info("Restored the best checkpoint, step %d.", best_step)
+    run_eval(step)
+  elif step == start_step:
+    logging.info("No steps left to train in this workdir; evaluating its latest state.")
     run_eval(step)
 
   checkpointer.close()

@@ -2,6 +2,7 @@
 
 import ml_collections
 import optax
+import optax.contrib
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "warmup_cosine")
@@ -29,12 +30,17 @@ def create_schedule(optim: ml_collections.ConfigDict, *, total_steps: int) -> op
 
 
 def create_optimizer(
-    optim: ml_collections.ConfigDict, *, total_steps: int
+    optim: ml_collections.ConfigDict, *, total_steps: int, steps_per_epoch: int = 1
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """Build the Optax optimizer of `config.optim` and return it with its schedule.
 
   Gradient clipping by global norm runs first when `optim.clip_norm > 0`. Weight decay is
   decoupled (AdamW style) for `adamw`, and added to the gradient (L2) for the other optimizers.
+
+  With `optim.reduce_on_plateau.enabled`, `optax.contrib.reduce_on_plateau` scales the updates
+  by `factor` whenever the epoch's mean training loss has not improved for `patience` epochs,
+  as Keras's `ReduceLROnPlateau(monitor="loss")` does. Its state lives in the optimizer state,
+  so a resumed run continues it exactly. The train step passes the loss as `value`.
   """
   schedule = create_schedule(optim, total_steps=total_steps)
   transforms = []
@@ -65,5 +71,18 @@ def create_optimizer(
   else:
     raise ValueError(
         f"config.optim.name={optim.name!r} is not a known optimizer; use one of {OPTIMIZERS}."
+    )
+
+  plateau = optim.reduce_on_plateau
+  if plateau.enabled:
+    transforms.append(
+        optax.contrib.reduce_on_plateau(
+            factor=plateau.factor,
+            patience=plateau.patience_epochs,
+            rtol=plateau.rtol,
+            cooldown=plateau.cooldown_epochs,
+            accumulation_size=steps_per_epoch,
+            min_scale=plateau.min_scale,
+        )
     )
   return optax.chain(*transforms), schedule

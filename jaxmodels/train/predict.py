@@ -26,6 +26,7 @@ from jaxmodels.data import text
 from jaxmodels.data import text_datasets
 from jaxmodels.models import registry
 from jaxmodels.train import checkpoints
+from jaxmodels.train import config as config_lib
 from jaxmodels.train import optim as optim_lib
 from jaxmodels.train import state as state_lib
 
@@ -33,9 +34,11 @@ CHECKPOINT_CHOICES = ("best", "latest")
 
 
 def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
-  """Read the `config.json` that a run wrote into its workdir.
+  """Read the `config.json` that a run wrote into its workdir, on top of `base_config()`.
 
-  Tuples of the original config come back as lists.
+  Starting from the current defaults fills in keys that were added to `base_config` after
+  the run, so a newer jaxmodels can still rebuild an older run's optimizer. Keys of the
+  defaults that are tuples come back as tuples; other tuples of the run come back as lists.
 
   Raises:
     FileNotFoundError: the workdir has no `config.json`.
@@ -45,7 +48,9 @@ def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
     raise FileNotFoundError(
         f"{path} not found. Pass the workdir of a training run (its config.workdir), or the "
         "config of that run.")
-  return ml_collections.ConfigDict(json.loads(path.read_text(encoding="utf-8")))
+  config = config_lib.base_config()
+  config.update(json.loads(path.read_text(encoding="utf-8")))
+  return config
 
 
 class Predictor:

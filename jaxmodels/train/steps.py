@@ -66,7 +66,11 @@ def train_step(
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
 
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  # `value` feeds optax.contrib.reduce_on_plateau; other transformations ignore it.
+  loss = jnp.mean(per_example)
+  if axis_name is not None:
+    loss = jax.lax.pmean(loss, axis_name)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
   params = optax.apply_updates(state.params, updates)
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
 

@@ -86,6 +86,31 @@ def validate_config(
       "that a run can resume.",
   )
 
+  early = train.early_stopping
+  _require(
+      early.metric in ("accuracy", "loss"),
+      f"config.train.early_stopping.metric={early.metric!r} must be 'accuracy' or 'loss'.",
+  )
+  _require(
+      early.patience_epochs >= 0,
+      f"config.train.early_stopping.patience_epochs={early.patience_epochs} must be 0 (off) "
+      "or positive.",
+  )
+  _require(
+      not (early.patience_epochs and early.restore_best and config.checkpoint.keep_best < 1),
+      "config.train.early_stopping.restore_best=True needs config.checkpoint.keep_best >= 1, "
+      "so that the best checkpoint is kept.",
+  )
+  plateau = optim.reduce_on_plateau
+  _require(
+      0 < plateau.factor < 1,
+      f"config.optim.reduce_on_plateau.factor={plateau.factor} must be in (0, 1).",
+  )
+  _require(
+      0 <= plateau.rtol <= 1,
+      f"config.optim.reduce_on_plateau.rtol={plateau.rtol} must be in [0, 1].",
+  )
+
   # Mesh and batch sizes.
   _require(
       config.parallel.backend in parallel.BACKENDS,

@@ -20,16 +20,16 @@ def _normal(seed, shape, scale=1.0):
 
 
 def _reference_softmax(scores, valid):
-  """Softmax over the valid entries of a 1-D array in float64; others get 0."""
+  """Softmax over the valid entries of a 1-D array in float64, with 0 elsewhere."""
   weights = np.zeros(scores.shape)
   if valid.any():
-    kept = scores[valid] - scores[valid].max()
-    weights[valid] = np.exp(kept) / np.exp(kept).sum()
+    shifted = scores[valid] - scores[valid].max()
+    weights[valid] = np.exp(shifted) / np.exp(shifted).sum()
   return weights
 
 
 def _reference_attention(query, key, value, valid):
-  """Loop over b, n, t; valid is bool[B, N, T, S]. Returns out [B, T, N, Dv], weights."""
+  """Loop over b, n and t with valid bool[B, N, T, S]. Return out [B, T, N, Dv] and weights."""
   query, key, value = (np.asarray(a, np.float64) for a in (query, key, value))
   batch, steps, heads, depth = query.shape
   out = np.zeros((batch, steps, heads, value.shape[-1]))
@@ -105,7 +105,7 @@ def test_dot_product_attention_output_only():
 
 
 def _fully_masked_mask():
-  """Batch 1 has no valid key at all; batch 0 has one fully masked query row."""
+  """Mask every key of batch 1, and one query row of batch 0."""
   valid = np.ones((B, N, T, S), bool)
   valid[0, 0, 1] = False
   valid[1] = False
@@ -215,6 +215,20 @@ def test_dot_product_attention_xla_matches(case):
       query, key, value, mask=mask, causal=causal, implementation="xla")
 
   np.testing.assert_allclose(fused, ours, rtol=RTOL, atol=ATOL)
+
+
+def test_dot_product_attention_xla_fully_masked_rows_differ():
+  query, key, value = _qkv(dv=D)
+  valid = _fully_masked_mask()
+
+  ours = attention.dot_product_attention(query, key, value, mask=valid)
+  fused = attention.dot_product_attention(query, key, value, mask=valid,
+                                          implementation="xla")
+
+  # The fused path gives a fully masked row uniform weights, so it returns the mean value.
+  np.testing.assert_array_equal(ours[1], 0.0)
+  np.testing.assert_allclose(fused[1], np.broadcast_to(value[1].mean(axis=0), (T, N, D)),
+                             rtol=RTOL, atol=ATOL)
 
 
 def test_dot_product_attention_check_grads():
@@ -501,7 +515,7 @@ def _additive_inputs(seed=30):
 
 
 def _reference_additive(params, query, key, value, valid):
-  """Loop over b, t and s; valid is bool[B, T, S]."""
+  """Loop over b, t and s with valid bool[B, T, S]."""
   p = {name: np.asarray(leaf, np.float64) for name, leaf in params.items()}
   query, key, value = (np.asarray(a, np.float64) for a in (query, key, value))
   batch, steps, _ = query.shape

@@ -50,7 +50,7 @@ def _random_state(kind, seed, batch=B, units=U):
 
 
 def _reference_step(kind, params, x_t, state):
-  """Apply one Keras step in float64 to a single example; state is a tuple."""
+  """Apply one Keras step in float64 to a single example and its state tuple."""
   kernel, recurrent_kernel, bias = (
       np.asarray(params[name], np.float64)
       for name in ("kernel", "recurrent_kernel", "bias"))
@@ -77,7 +77,7 @@ def _reference_step(kind, params, x_t, state):
 
 
 def _reference(kind, params, x, *, mask=None, initial_state=None, reverse=False):
-  """Run each sequence alone over its real steps only; padded outputs are zero.
+  """Run each sequence alone over its real steps only, with zero outputs at padding.
 
   Returns outputs [B, T, U] and the final state as a tuple of [B, U] arrays.
   """

@@ -142,3 +142,35 @@ def test_non_finite_loss_stops_with_step_range(tiny_cnn_config):
 
   with pytest.raises(loop.NonFiniteLossError, match=r"between steps \d+ and \d+"):
     loop.train_and_evaluate(config)
+
+
+def test_early_stopping_restores_best_checkpoint(tiny_cnn_config):
+  config = tiny_cnn_config
+  config.train.num_epochs = 30
+  config.train.early_stopping.patience_epochs = 1
+  config.train.early_stopping.metric = "loss"
+  config.train.early_stopping.min_delta = 10.0  # No epoch can improve by this much.
+
+  result = loop.train_and_evaluate(config)
+
+  # Epoch 2 cannot beat epoch 1 by min_delta, so training stops after it. The final
+  # evaluation is of the checkpoint with the lowest eval loss of the two.
+  evals = [r for r in result.history if r["split"] == "eval"]
+  assert [r["step"] for r in evals] == [8, 16, 16]
+  best = min(evals[:2], key=lambda r: r["loss"])
+  assert int(result.state.step) == best["step"]
+  assert evals[-1]["loss"] == best["loss"]
+  assert not result.stopped_early
+
+
+def test_reduce_on_plateau_scales_updates(tiny_cnn_config):
+  config = tiny_cnn_config
+  config.train.num_epochs = 4
+  config.optim.reduce_on_plateau.enabled = True
+  config.optim.reduce_on_plateau.patience_epochs = 1
+  config.optim.reduce_on_plateau.rtol = 1.0  # Only a loss below 0 would count as progress.
+
+  result = loop.train_and_evaluate(config)
+
+  plateau_state = result.state.opt_state[-1]
+  assert float(plateau_state.scale) < 1.0

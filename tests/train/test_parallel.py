@@ -11,6 +11,7 @@ import pathlib
 import socket
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -21,27 +22,34 @@ RTOL = 1e-4
 
 
 def start_worker(spec, *, device_count, env=None):
+  """Start a worker whose output goes to temporary files, so no pipe can fill and block it."""
   environment = {
       **os.environ,
       "XLA_FLAGS": f"--xla_force_host_platform_device_count={device_count}",
       "JAX_PLATFORMS": "cpu",
       **(env or {}),
   }
-  return subprocess.Popen(
-      [sys.executable, str(WORKER), json.dumps(spec)], stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE, text=True, env=environment,
+  stdout, stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+  process = subprocess.Popen(
+      [sys.executable, str(WORKER), json.dumps(spec)], stdout=stdout, stderr=stderr,
+      text=True, env=environment,
   )
+  return process, stdout, stderr
 
 
-def finish_worker(process, timeout=600):
+def finish_worker(worker, timeout=600):
+  process, stdout, stderr = worker
   try:
-    stdout, stderr = process.communicate(timeout=timeout)
+    process.wait(timeout=timeout)
   finally:
     if process.poll() is None:
       process.kill()
       process.wait()
-  assert process.returncode == 0, stderr[-5000:]
-  line = next(l for l in stdout.splitlines() if l.startswith("RESULTS "))
+  stdout.seek(0)
+  stderr.seek(0)
+  output, errors = stdout.read(), stderr.read()
+  assert process.returncode == 0, errors[-5000:]
+  line = next(l for l in output.splitlines() if l.startswith("RESULTS "))
   return json.loads(line[len("RESULTS "):])
 
 
@@ -132,7 +140,7 @@ def test_two_processes_match_one_process(cnn_spec, tmp_path):
 
   # Two processes with 2 CPU devices each, coordinated on loopback.
   port = free_port()
-  processes = [
+  workers = [
       start_worker(multi, device_count=2, env={
           "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
           "JAX_NUM_PROCESSES": "2",
@@ -141,9 +149,9 @@ def test_two_processes_match_one_process(cnn_spec, tmp_path):
       for index in range(2)
   ]
   try:
-    results = [finish_worker(process, timeout=300)[0] for process in processes]
+    results = [finish_worker(worker, timeout=300)[0] for worker in workers]
   finally:
-    for process in processes:
+    for process, _, _ in workers:
       if process.poll() is None:
         process.kill()
         process.wait()

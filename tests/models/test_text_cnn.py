@@ -1,0 +1,216 @@
+"""Tests of Kim's text CNN: values against NumPy, padding, short sentences, max-norm."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxmodels.models import text_cnn
+from jaxmodels.train import state
+
+RTOL, ATOL = 1e-5, 1e-6
+
+# Rows of lengths 6, 2 (shorter than every filter but the first), 1 and 0.
+IDS = np.array([
+    [5, 9, 2, 7, 4, 8, 0],
+    [3, 6, 0, 0, 0, 0, 0],
+    [11, 0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0, 0],
+], np.int32)
+
+
+def _small_model(**overrides):
+  return text_cnn.TextCNN(**{"num_classes": 3, "vocab_size": 12, "embedding_dim": 4,
+                             "filter_widths": (1, 3, 4), "num_filters": 5, **overrides})
+
+
+def _repad(ids, length, side):
+  """Move each row's tokens into a row of `length` steps, padded on `side`."""
+  out = np.zeros((len(ids), length), np.int32)
+  for row, tokens in enumerate(ids):
+    tokens = tokens[tokens != 0]
+    if side == "post":
+      out[row, :len(tokens)] = tokens
+    else:
+      out[row, length - len(tokens):] = tokens
+  return out
+
+
+def _reference_logits(params, ids, widths):
+  """Kim's CNN in float64 loops, one sentence at a time over its tokens only."""
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+  logits = []
+  for row in ids:
+    x = p["embedding"]["embedding"][row[row != 0]]  # [L, E]
+    features = []
+    for width in widths:
+      kernel, bias = p[f"conv{width}"]["kernel"], p[f"conv{width}"]["bias"]  # [K, E, O], [O]
+      if len(x) == 0:
+        features.append(np.zeros_like(bias))
+        continue
+      # A sentence shorter than the filter is padded with zero vectors to its width.
+      padded = np.concatenate([x, np.zeros((max(width - len(x), 0), x.shape[1]))])
+      windows = [sum(padded[t + k] @ kernel[k] for k in range(width)) + bias
+                 for t in range(len(padded) - width + 1)]
+      features.append(np.maximum(np.max(windows, axis=0), 0.0))
+    hidden = np.concatenate(features)
+    logits.append(hidden @ p["logits"]["kernel"] + p["logits"]["bias"])
+  return np.stack(logits)
+
+
+def test_text_cnn_parameter_count():
+  model = text_cnn.TextCNN(num_classes=6, vocab_size=10000)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 40), jnp.int32)))
+
+  embedding = 10000 * 300
+  convolutions = sum(width * 300 * 100 + 100 for width in (3, 4, 5))
+  dense = 300 * 6 + 6
+  assert state.count_params(variables["params"]) == embedding + convolutions + dense
+
+
+def test_text_cnn_logits_shape_dtype_and_jit(key):
+  model = _small_model()
+  variables = model.init(key, IDS)
+
+  logits = model.apply(variables, IDS)
+
+  assert logits.shape == (4, 3)
+  assert logits.dtype == jnp.float32
+  assert jax.eval_shape(model.apply, variables, IDS).shape == (4, 3)
+  np.testing.assert_allclose(jax.jit(model.apply)(variables, IDS), logits, rtol=RTOL, atol=ATOL)
+
+
+def test_text_cnn_logits_match_reference(key):
+  model = _small_model()
+  params = model.init(key, IDS)["params"]
+
+  logits = model.apply({"params": params}, IDS)
+
+  np.testing.assert_allclose(logits, _reference_logits(params, IDS, (1, 3, 4)), rtol=RTOL,
+                             atol=ATOL)
+
+
+@pytest.mark.parametrize("side", ["post", "pre"])
+def test_text_cnn_padding_invariance(key, side):
+  model = _small_model()
+  variables = model.init(key, IDS)
+
+  short = model.apply(variables, _repad(IDS, 7, side))
+  long = model.apply(variables, _repad(IDS, 13, side))
+
+  np.testing.assert_allclose(long, short, rtol=RTOL, atol=ATOL)
+
+
+def test_text_cnn_input_shorter_than_filters(key):
+  # Two steps in all, fewer than the widths 3 and 4.
+  ids = np.array([[4, 2], [7, 0], [0, 0]], np.int32)
+  model = _small_model()
+  params = model.init(key, ids)["params"]
+
+  logits = model.apply({"params": params}, ids)
+
+  np.testing.assert_allclose(logits, _reference_logits(params, ids, (1, 3, 4)), rtol=RTOL,
+                             atol=ATOL)
+
+
+def test_text_cnn_grads_finite_for_short_and_empty_rows(key):
+  model = _small_model()
+  params = model.init(key, IDS)["params"]
+
+  def loss(params):
+    return jnp.sum(model.apply({"params": params}, IDS) ** 2)
+
+  grads = jax.grad(loss)(params)
+
+  for leaf in jax.tree.leaves(grads):
+    assert np.all(np.isfinite(leaf))
+  # The padding row of the table never reaches a feature.
+  np.testing.assert_array_equal(grads["embedding"]["embedding"][0], 0.0)
+
+
+def test_text_cnn_dropout_only_in_training(key):
+  model = _small_model(dropout_rate=0.5)
+  variables = model.init(key, IDS)
+
+  evaluated = [model.apply(variables, IDS, train=False) for _ in range(2)]
+  trained = [model.apply(variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
+             for seed in (1, 2)]
+
+  np.testing.assert_array_equal(evaluated[0], evaluated[1])
+  assert not np.allclose(trained[0], trained[1])
+
+
+def _params_for_max_norm():
+  kernel = np.array([[3.0, 0.1, 1.0], [4.0, 0.2, 0.0]], np.float32)  # column norms 5, 0.22, 1
+  return {"logits": {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(3, jnp.float32)},
+          "conv3": {"kernel": jnp.full((2, 2), 10.0, jnp.float32)}}
+
+
+def test_max_norm_transform_caps_columns():
+  params = _params_for_max_norm()
+  updates = jax.tree.map(lambda leaf: jnp.full_like(leaf, 0.5), params)
+  transform = text_cnn.max_norm_transform(3.0)
+
+  new_updates, _ = transform.update(updates, transform.init(params), params)
+  stepped = optax.apply_updates(params, new_updates)
+
+  # Reference: step, then rescale each column whose norm exceeds 3 onto norm 3.
+  expected = np.asarray(params["logits"]["kernel"], np.float64) + 0.5
+  norms = np.linalg.norm(expected, axis=0)
+  expected = expected * np.minimum(1.0, 3.0 / norms)
+  np.testing.assert_allclose(stepped["logits"]["kernel"], expected, rtol=RTOL, atol=ATOL)
+  np.testing.assert_allclose(np.linalg.norm(stepped["logits"]["kernel"], axis=0),
+                             np.minimum(norms, 3.0), rtol=RTOL)
+  # Other parameters keep their updates.
+  np.testing.assert_array_equal(new_updates["logits"]["bias"], updates["logits"]["bias"])
+  np.testing.assert_array_equal(new_updates["conv3"]["kernel"], updates["conv3"]["kernel"])
+
+
+def test_max_norm_transform_keeps_small_columns_exact():
+  params = _params_for_max_norm()
+  updates = jax.tree.map(jnp.zeros_like, params)
+  transform = text_cnn.max_norm_transform(3.0)
+
+  new_updates, _ = transform.update(updates, transform.init(params), params)
+
+  # Columns 1 and 2 are within the cap and keep a zero update; column 0 shrinks to norm 3.
+  np.testing.assert_array_equal(np.asarray(new_updates["logits"]["kernel"])[:, 1:], 0.0)
+  np.testing.assert_allclose(np.asarray(new_updates["logits"]["kernel"])[:, 0],
+                             [3 * 0.6 - 3, 3 * 0.8 - 4], rtol=RTOL, atol=ATOL)
+
+
+def test_max_norm_transform_in_chain_with_adam():
+  params = _params_for_max_norm()
+  grads = jax.tree.map(jnp.ones_like, params)
+  tx = optax.chain(optax.adam(1.0), text_cnn.max_norm_transform(2.0))
+
+  # Adam mixes Python floats with its integer step count, which strict promotion rejects.
+  with jax.numpy_dtype_promotion("standard"):
+    updates, _ = tx.update(grads, tx.init(params), params)
+  stepped = optax.apply_updates(params, updates)
+
+  norms = np.linalg.norm(np.asarray(stepped["logits"]["kernel"]), axis=0)
+  assert np.all(norms <= 2.0 * (1 + 1e-6))
+
+
+def test_max_norm_transform_needs_params():
+  params = _params_for_max_norm()
+  transform = text_cnn.max_norm_transform(3.0)
+
+  with pytest.raises(ValueError, match="needs params"):
+    transform.update(params, transform.init(params))
+
+
+def test_max_norm_transform_rejects_missing_layer():
+  params = {"dense": {"kernel": jnp.ones((2, 2), jnp.float32)}}
+  transform = text_cnn.max_norm_transform(3.0)
+
+  with pytest.raises(ValueError, match="\\['logits'\\]\\['kernel'\\]"):
+    transform.update(params, transform.init(params), params)
+
+
+@pytest.mark.parametrize("max_norm", [0.0, -1.0])
+def test_max_norm_transform_rejects_non_positive_cap(max_norm):
+  with pytest.raises(ValueError, match="max_norm must be positive"):
+    text_cnn.max_norm_transform(max_norm)
