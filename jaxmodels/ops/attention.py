@@ -5,7 +5,8 @@ C channels in, O channels out, A additive-attention units. Value depth is writte
 where it may differ from D.
 
 Masks are boolean with True meaning "attend". Logits and softmax are computed in float32
-for every input dtype, and the attention output is cast back to the dtype of the inputs.
+for 16-bit and float32 inputs (float64 for float64 inputs), and the attention output is cast
+back to the dtype of the inputs.
 
 Masked softmax contract (with the default implementation=None): a masked key gets weight
 exactly 0, and a query row whose keys are all masked gets all-zero weights, a zero output
@@ -65,6 +66,11 @@ def _masked_softmax(logits: jax.Array, valid: jax.Array | None) -> jax.Array:
   return exps / jnp.where(total > 0, total, 1.0)
 
 
+def _at_least_float32(dtype: jnp.dtype) -> jnp.dtype:
+  """Return float32 for 16-bit floats and `dtype` itself for wider ones."""
+  return dtype if jnp.finfo(dtype).bits >= 32 else jnp.dtype(jnp.float32)
+
+
 def _check_mask(name: str, mask: jax.typing.ArrayLike | None,
                 target: tuple[int, ...], layout: str) -> jax.Array | None:
   """Validate a bool mask that must broadcast to `target` with the same rank."""
@@ -80,7 +86,7 @@ def _check_mask(name: str, mask: jax.typing.ArrayLike | None,
   if not broadcastable:
     hint = ""
     if len(target) == 4:
-      hint = "; build one from a bool[B, S] key mask with padding_mask()"
+      hint = ". Build one from a bool[B, S] key mask with padding_mask()"
     raise ValueError(
         f"{name}: mask of shape {mask.shape} does not broadcast to {layout} = {target}{hint}")
   return mask
@@ -129,7 +135,7 @@ def dot_product_attention(
 
   Returns:
     out f[B, T, N, Dv] in the query dtype, or (out, weights f32[B, N, T, S]) with
-    `return_weights`.
+    `return_weights`. The weights are float64 for float64 inputs.
 
   Raises:
     ValueError: on wrong ranks, mismatched B, N, D or S, mixed dtypes, a mask that is
@@ -173,9 +179,10 @@ def dot_product_attention(
         query, key, value, mask=mask, is_causal=causal, implementation=implementation)
 
   # Products of two bf16 or f16 numbers are exact in f32 unless they overflow, so only the
-  # sum rounds.
+  # sum rounds. float64 inputs stay float64.
+  softmax_dtype = _at_least_float32(query.dtype)
   logits = jnp.einsum("BTND,BSND->BNTS", query, key,
-                      preferred_element_type=jnp.float32)  # [B, N, T, S]
+                      preferred_element_type=softmax_dtype)  # [B, N, T, S]
   logits = logits * (1.0 / math.sqrt(depth))
 
   if causal:
@@ -184,7 +191,7 @@ def dot_product_attention(
   weights = _masked_softmax(logits, mask)  # [B, N, T, S]
 
   out = jnp.einsum("BNTS,BSND->BTND", weights.astype(value.dtype), value,
-                   preferred_element_type=jnp.float32).astype(value.dtype)  # [B, T, N, Dv]
+                   preferred_element_type=softmax_dtype).astype(value.dtype)  # [B, T, N, Dv]
   return (out, weights) if return_weights else out
 
 
@@ -255,7 +262,7 @@ def multi_head_attention(
 
   Returns:
     out f[B, T, O] in the input dtype, or (out, weights f32[B, N, T, S]) with
-    `return_weights`.
+    `return_weights`. The weights are float64 for float64 inputs.
 
   Raises:
     ValueError: on wrong ranks, mismatched B, parameter shapes that do not fit the
@@ -317,7 +324,7 @@ def additive_attention(
   Bahdanau, Cho and Bengio, "Neural Machine Translation by Jointly Learning to Align
   and Translate", https://arxiv.org/abs/1409.0473. Scores and softmax are computed in
   float32, with the same masking contract as `dot_product_attention`. The hidden
-  activations take memory f32[B, T, S, A].
+  activations take memory f32[B, T, S, A] (float64 for float64 inputs).
 
   Args:
     params: {"query_kernel": f[Dq, A], "key_kernel": f[Dk, A], "bias": f[A],
@@ -330,7 +337,7 @@ def additive_attention(
 
   Returns:
     out f[B, T, Dv] in the query dtype, or (out, weights f32[B, T, S]) with
-    `return_weights`.
+    `return_weights`. The weights are float64 for float64 inputs.
 
   Raises:
     ValueError: on wrong ranks, mismatched B or S, parameter shapes that do not fit the
@@ -370,19 +377,20 @@ def additive_attention(
   else:
     mask = _check_mask(name, mask, (batch, steps, key_steps), "[B, T, S]")
 
-  # Scores in f32 whatever the input dtype.
+  # Scores in float32 for 16-bit inputs, and in float64 for float64 inputs.
+  score_dtype = _at_least_float32(query.dtype)
   query_kernel, key_kernel, bias, score_vector = (
-      jnp.asarray(params[arg]).astype(jnp.float32)
+      jnp.asarray(params[arg]).astype(score_dtype)
       for arg in ("query_kernel", "key_kernel", "bias", "score_vector"))
-  query_proj = query.astype(jnp.float32) @ query_kernel  # [B, T, A]
-  key_proj = key.astype(jnp.float32) @ key_kernel  # [B, S, A]
+  query_proj = query.astype(score_dtype) @ query_kernel  # [B, T, A]
+  key_proj = key.astype(score_dtype) @ key_kernel  # [B, S, A]
   hidden = jnp.tanh(query_proj[:, :, None, :] + key_proj[:, None, :, :]
                     + bias[None, None, None, :])  # [B, T, S, A]
   scores = jnp.einsum("BTSA,A->BTS", hidden, score_vector)
   weights = _masked_softmax(scores, mask)  # [B, T, S]
 
   out = jnp.matmul(weights.astype(value.dtype), value,
-                   preferred_element_type=jnp.float32).astype(value.dtype)  # [B, T, Dv]
+                   preferred_element_type=score_dtype).astype(value.dtype)  # [B, T, Dv]
   return (out, weights) if return_weights else out
 
 

@@ -3,7 +3,8 @@
 Legend: B batch, T time steps, C input features, U units, G gates per unit
 (1 for the simple RNN, 4 for the LSTM, 3 for the GRU).
 
-Parameters follow the Keras 3 layout, so Keras weights load without reshaping:
+Parameters use the names and shapes of Keras 3 (`keras/src/layers/rnn/`), so Keras weights
+load without reshaping:
 
   simple RNN  {"kernel": [C, U],  "recurrent_kernel": [U, U],  "bias": [U]}
   LSTM        {"kernel": [C, 4U], "recurrent_kernel": [U, 4U], "bias": [4U]}
@@ -20,6 +21,10 @@ Padding: `mask` is `bool[B, T]`, True at real steps. At a masked step the state 
 unchanged and the output is zero. A sequence therefore gives the same outputs at its real
 steps and the same final state whether it is run alone or in a batch padded on either side,
 and a sequence made only of padding returns the initial state.
+
+Reverse: `reverse=True` processes steps from T-1 down to 0, so with a mask it starts at each
+sequence's last real step. Its outputs stay aligned with the input positions, unlike Keras
+`go_backwards=True`, which returns them in reversed order.
 """
 
 from collections.abc import Callable
@@ -73,7 +78,11 @@ def _check_mask(name: str, mask: jax.typing.ArrayLike | None,
   if mask.shape != x.shape[:2]:
     raise ValueError(
         f"{name}: mask must have shape [B, T] = {x.shape[:2]}, got {mask.shape}")
-  return mask.astype(bool)
+  if mask.dtype != jnp.bool_:
+    raise ValueError(
+        f"{name}: mask must be bool (True at real steps), got {mask.dtype}. "
+        "Convert a 0/1 mask with `mask.astype(bool)`")
+  return mask
 
 
 def _initial_state(name: str, initial_state: Any, x: jax.Array, units: int,
@@ -158,8 +167,9 @@ def simple_rnn(
     hidden state h f[B, U].
 
   Raises:
-    ValueError: on an `x` that is not rank 3, a parameter, mask or initial state of
-      the wrong shape, or an `unroll` that is not a positive int.
+    ValueError: on an `x` that is not a rank-3 float array, a parameter, mask or
+      initial state of the wrong shape, a mask that is not bool, or an `unroll` that
+      is not a positive int.
   """
   x = jnp.asarray(x)
   units = _check_params("simple_rnn", params, x, 1, None)
@@ -217,8 +227,9 @@ def lstm(
     final hidden and cell states, each f[B, U].
 
   Raises:
-    ValueError: on an `x` that is not rank 3, a parameter, mask or initial state of
-      the wrong shape, or an `unroll` that is not a positive int.
+    ValueError: on an `x` that is not a rank-3 float array, a parameter, mask or
+      initial state of the wrong shape, a mask that is not bool, or an `unroll` that
+      is not a positive int.
   """
   x = jnp.asarray(x)
   units = _check_params("lstm", params, x, 4, None)
@@ -282,8 +293,9 @@ def gru(
     hidden state h f[B, U].
 
   Raises:
-    ValueError: on an `x` that is not rank 3, a parameter, mask or initial state of
-      the wrong shape, or an `unroll` that is not a positive int.
+    ValueError: on an `x` that is not a rank-3 float array, a parameter, mask or
+      initial state of the wrong shape, a mask that is not bool, or an `unroll` that
+      is not a positive int.
   """
   x = jnp.asarray(x)
   units = _check_params("gru", params, x, 3, 2)

@@ -122,86 +122,99 @@ def _left_padding(lengths, steps=T):
 
 
 @pytest.mark.parametrize("kind", CELLS)
-@pytest.mark.parametrize("return_sequences", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_recurrent_matches_reference(kind, return_sequences, reverse):
+def test_recurrent_matches_reference(kind, reverse):
   fn = CELLS[kind][0]
   params, x = _random_params(kind), _inputs()
 
-  outputs, state = fn(params, x, reverse=reverse, return_sequences=return_sequences)
+  outputs, state = fn(params, x, reverse=reverse, return_sequences=True)
 
   expected_outputs, expected_state = _reference(kind, params, x, reverse=reverse)
-  if not return_sequences:
-    expected_outputs = expected_state[0]
   np.testing.assert_allclose(outputs, expected_outputs, rtol=RTOL, atol=ATOL)
   for got, want in zip(_as_tuple(state), expected_state, strict=True):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("kind", CELLS)
-def test_recurrent_initial_state(kind):
+def test_recurrent_final_output(kind):
   fn = CELLS[kind][0]
   params, x = _random_params(kind), _inputs()
-  initial_state = _random_state(kind, seed=2)
 
-  outputs, state = fn(params, x, initial_state=initial_state, return_sequences=True)
+  outputs, state = fn(params, x, return_sequences=False)
 
-  expected_outputs, expected_state = _reference(
-      kind, params, x, initial_state=initial_state)
-  np.testing.assert_allclose(outputs, expected_outputs, rtol=RTOL, atol=ATOL)
+  _, expected_state = _reference(kind, params, x)
+  np.testing.assert_allclose(outputs, expected_state[0], rtol=RTOL, atol=ATOL)
   for got, want in zip(_as_tuple(state), expected_state, strict=True):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+def _padded_batch(sequences, rows):
+  """Place sequences in a padded batch.
+
+  Args:
+    sequences: list of f[L, C] arrays.
+    rows: list of (sequence index or None, bool[T] mask) with mask.sum() == L.
+
+  Returns:
+    x f32[len(rows), T, C] and mask bool[len(rows), T]. Padding contains large random values,
+    so any leak of padding into the results shows.
+  """
+  mask = np.stack([row_mask for _, row_mask in rows])
+  x = 10 * _inputs(seed=99, batch=len(rows))
+  for b, (index, row_mask) in enumerate(rows):
+    if index is not None:
+      x[b][row_mask] = sequences[index]
+  return x, mask
+
+
+def _padding_rows():
+  """Return rows for _padded_batch: two sequences of lengths 4 and 2 padded many ways."""
+  gap = np.zeros(T, bool)
+  gap[[1, 4]] = True
+  return [
+      (0, _right_padding([4])[0]),
+      (0, _left_padding([4])[0]),
+      (1, _left_padding([2])[0]),
+      (1, _right_padding([2])[0]),
+      (1, gap),
+      (None, np.zeros(T, bool)),
+  ]
 
 
 @pytest.mark.parametrize("kind", CELLS)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_recurrent_padding_invariance(kind, reverse):
   fn = CELLS[kind][0]
-  params, x = _random_params(kind), _inputs(batch=2)
-  lengths = [4, 1]
+  params, sequences = _random_params(kind), [_inputs(batch=1, steps=4)[0],
+                                             _inputs(seed=2, batch=1, steps=2)[0]]
+  x, mask = _padded_batch(sequences, _padding_rows())
 
-  alone = []
-  for b, length in enumerate(lengths):
-    alone_outputs, alone_state = fn(params, x[b:b + 1, :length], reverse=reverse,
-                                    return_sequences=True)
-    alone.append((alone_outputs[0], [s[0] for s in _as_tuple(alone_state)]))
-
-  for padding in (_right_padding, _left_padding):
-    mask = padding(lengths)
-    # Put each sequence's real steps where the mask expects them.
-    padded = np.zeros_like(x)
-    for b, length in enumerate(lengths):
-      padded[b][mask[b]] = x[b, :length]
-
-    outputs, state = fn(params, padded, mask=mask, reverse=reverse, return_sequences=True)
-
-    for b, (alone_outputs, alone_state) in enumerate(alone):
-      np.testing.assert_allclose(outputs[b][mask[b]], alone_outputs, rtol=RTOL, atol=ATOL)
-      np.testing.assert_array_equal(outputs[b][~mask[b]], 0.0)
-      for got, want in zip(_as_tuple(state), alone_state, strict=True):
-        np.testing.assert_allclose(got[b], want, rtol=RTOL, atol=ATOL)
-
-
-@pytest.mark.parametrize("kind", CELLS)
-@pytest.mark.parametrize("reverse", [False, True])
-def test_recurrent_masked_matches_reference(kind, reverse):
-  fn = CELLS[kind][0]
-  params, x = _random_params(kind), _inputs()
-  # Rows: right padding, left padding, no padding, and a gap in the middle.
-  mask = np.stack([_right_padding([5])[0], _left_padding([2])[0], np.ones(T, bool)])
-  mask[2, 2:4] = False
-
+  alone = [fn(params, sequence[None], reverse=reverse, return_sequences=True)
+           for sequence in sequences]
   outputs, state = fn(params, x, mask=mask, reverse=reverse, return_sequences=True)
+
+  state = _as_tuple(state)
+  for b, (index, row_mask) in enumerate(_padding_rows()):
+    np.testing.assert_array_equal(outputs[b][~row_mask], 0.0)
+    if index is None:
+      # A row made only of padding keeps the zero initial state.
+      for s in state:
+        np.testing.assert_array_equal(s[b], 0.0)
+      continue
+    alone_outputs, alone_state = alone[index]
+    np.testing.assert_allclose(outputs[b][row_mask], alone_outputs[0], rtol=RTOL, atol=ATOL)
+    for got, want in zip(state, _as_tuple(alone_state), strict=True):
+      np.testing.assert_allclose(got[b], want[0], rtol=RTOL, atol=ATOL)
 
   expected_outputs, expected_state = _reference(kind, params, x, mask=mask, reverse=reverse)
   np.testing.assert_allclose(outputs, expected_outputs, rtol=RTOL, atol=ATOL)
-  for got, want in zip(_as_tuple(state), expected_state, strict=True):
+  for got, want in zip(state, expected_state, strict=True):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("kind", CELLS)
 @pytest.mark.parametrize("reverse", [False, True])
-def test_recurrent_all_padding_keeps_initial_state(kind, reverse):
+def test_recurrent_initial_state(kind, reverse):
   fn = CELLS[kind][0]
   params, x = _random_params(kind), _inputs()
   initial_state = _random_state(kind, seed=3)
@@ -210,10 +223,14 @@ def test_recurrent_all_padding_keeps_initial_state(kind, reverse):
   outputs, state = fn(params, x, mask=mask, initial_state=initial_state, reverse=reverse,
                       return_sequences=True)
 
-  assert np.all(np.isfinite(outputs))
+  expected_outputs, expected_state = _reference(
+      kind, params, x, mask=mask, initial_state=initial_state, reverse=reverse)
+  np.testing.assert_allclose(outputs, expected_outputs, rtol=RTOL, atol=ATOL)
+  for got, want in zip(_as_tuple(state), expected_state, strict=True):
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+  # Row 0 is all padding: zero outputs, and the initial state comes back unchanged.
   np.testing.assert_array_equal(outputs[0], 0.0)
   for got, want in zip(_as_tuple(state), _as_tuple(initial_state), strict=True):
-    assert np.all(np.isfinite(got))
     np.testing.assert_array_equal(got[0], want[0])
 
 
@@ -227,7 +244,7 @@ def test_recurrent_masked_gradients(kind):
     outputs, state = fn(params, x, mask=mask, return_sequences=True)
     return jnp.sum(outputs ** 2) + sum(jnp.sum(s) for s in _as_tuple(state))
 
-  param_grads, x_grads = jax.grad(loss, argnums=(0, 1))(params, x)
+  param_grads, x_grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
 
   for name, grad in param_grads.items():
     assert np.all(np.isfinite(grad)), name
@@ -307,10 +324,12 @@ def test_recurrent_unroll(kind):
   x = _inputs(steps=7)
   mask = _left_padding([7, 5, 2], steps=7)
 
-  rolled = fn(params, x, mask=mask, return_sequences=True)
-  unrolled = fn(params, x, mask=mask, return_sequences=True, unroll=3)
+  # unroll=3 does not divide T=7, so the scan also runs a remainder step.
+  outputs, state = fn(params, x, mask=mask, return_sequences=True, unroll=3)
 
-  for got, want in zip(jax.tree.leaves(unrolled), jax.tree.leaves(rolled), strict=True):
+  expected_outputs, expected_state = _reference(kind, params, x, mask=mask)
+  np.testing.assert_allclose(outputs, expected_outputs, rtol=RTOL, atol=ATOL)
+  for got, want in zip(_as_tuple(state), expected_state, strict=True):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
@@ -367,24 +386,20 @@ def test_bidirectional_merge_modes():
 def test_bidirectional_padding_invariance():
   params_forward = _random_params("gru", seed=6)
   params_backward = _random_params("gru", seed=7)
-  x = _inputs(batch=2)
-  lengths = [2, 4]
+  sequences = [_inputs(batch=1, steps=4)[0], _inputs(seed=2, batch=1, steps=2)[0]]
+  rows = _padding_rows()
+  x, mask = _padded_batch(sequences, rows)
 
   alone = [recurrent.bidirectional(recurrent.gru, params_forward, params_backward,
-                                   x[b:b + 1, :length], return_sequences=True)[0][0]
-           for b, length in enumerate(lengths)]
+                                   sequence[None], return_sequences=True)[0][0]
+           for sequence in sequences]
+  outputs, _ = recurrent.bidirectional(recurrent.gru, params_forward, params_backward, x,
+                                       mask=mask, return_sequences=True)
 
-  for padding in (_right_padding, _left_padding):
-    mask = padding(lengths)
-    padded = np.zeros_like(x)
-    for b, length in enumerate(lengths):
-      padded[b][mask[b]] = x[b, :length]
-
-    outputs, _ = recurrent.bidirectional(recurrent.gru, params_forward, params_backward,
-                                         padded, mask=mask, return_sequences=True)
-
-    for b, alone_outputs in enumerate(alone):
-      np.testing.assert_allclose(outputs[b][mask[b]], alone_outputs, rtol=RTOL, atol=ATOL)
+  for b, (index, row_mask) in enumerate(rows):
+    np.testing.assert_array_equal(outputs[b][~row_mask], 0.0)
+    if index is not None:
+      np.testing.assert_allclose(outputs[b][row_mask], alone[index], rtol=RTOL, atol=ATOL)
 
 
 def test_bidirectional_bad_merge():
@@ -479,6 +494,12 @@ def test_recurrent_bad_initial_state(kind):
   initial_state = _random_state(kind, seed=0, units=U + 1)
   with pytest.raises(ValueError, match=rf"{kind}: initial_state must have shape"):
     fn(_random_params(kind), _inputs(), initial_state=initial_state)
+
+
+def test_recurrent_mask_not_bool():
+  mask = np.ones((B, T), np.int32)
+  with pytest.raises(ValueError, match="lstm: mask must be bool"):
+    recurrent.lstm(_random_params("lstm"), _inputs(), mask=mask)
 
 
 def test_lstm_initial_state_not_pair():
