@@ -62,7 +62,13 @@ def train_step(
     per_example = losses.softmax_cross_entropy(logits, batch["labels"])  # [B]
     return jnp.mean(per_example), (per_example, logits)
 
-  grads, (per_example, logits) = jax.grad(loss_fn, has_aux=True)(state.params)
+  params = state.params
+  if axis_name is not None:
+    # Under shard_map, jax.grad with respect to replicated parameters would already sum the
+    # gradients of all devices. Marking the parameters as varying gives each device its own
+    # gradient, which lax.pmean then averages.
+    params = jax.tree.map(lambda p: jax.lax.pcast(p, axis_name, to="varying"), params)
+  grads, (per_example, logits) = jax.grad(loss_fn, has_aux=True)(params)
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
 
