@@ -16,6 +16,8 @@ import tempfile
 import numpy as np
 import pytest
 
+from tests.test_predict import write_tiny_trec
+
 WORKER = pathlib.Path(__file__).with_name("parallel_worker.py")
 # Losses over the first steps; reduction order changes the last bits, which grow a little.
 RTOL = 1e-4
@@ -80,7 +82,32 @@ def cnn_spec(tiny_mnist_dir):
   }
 
 
-def test_data_parallel_matches_one_device(cnn_spec, tmp_path):
+@pytest.fixture
+def lstm_spec(tmp_path):
+  return {
+      "config_name": "lstm_trec",
+      "config": {
+          "data_dir": str(write_tiny_trec(tmp_path / "trec")),
+          "data.max_len": 12,
+          "data.batch_size": 16,
+          "data.eval_batch_size": 16,
+          "data.vocab_size": 64,
+          "model.embedding_dim": 8,
+          "model.lstm_units": [8, 8],
+          "train.num_epochs": 1,
+          "optim.name": "sgd",
+          "optim.learning_rate": 0.5,
+          "train.log_every_steps": 1,
+          "train.progress_bar": False,
+          "logging.plots": False,
+          "logging.tensorboard": False,
+      },
+  }
+
+
+@pytest.mark.parametrize("model", ["cnn", "lstm"])
+def test_data_parallel_matches_one_device(model, cnn_spec, lstm_spec, tmp_path):
+  spec = cnn_spec if model == "cnn" else lstm_spec
   meshes = [([1, 1], "jit"), ([2, 1], "jit"), ([4, 1], "jit"), ([8, 1], "jit"),
             ([8, 1], "pmap"), ([2, 1], "pmap")]
   cnn_spec["runs"] = [
@@ -105,13 +132,15 @@ def test_data_parallel_matches_one_device(cnn_spec, tmp_path):
     assert result["trace_counts"]["train_step"] == 1
 
 
-def test_model_axis_matches_data_parallel(cnn_spec, tmp_path):
-  cnn_spec["runs"] = [
+@pytest.mark.parametrize("model", ["cnn", "lstm"])
+def test_model_axis_matches_data_parallel(model, cnn_spec, lstm_spec, tmp_path):
+  spec = cnn_spec if model == "cnn" else lstm_spec
+  spec["runs"] = [
       {"workdir": str(tmp_path / "data"), "parallel.mesh_shape": [8, 1], "max_steps": 4},
       {"workdir": str(tmp_path / "model"), "parallel.mesh_shape": [4, 2], "max_steps": 4},
   ]
 
-  data_parallel, model_parallel = run_worker(cnn_spec, device_count=8)
+  data_parallel, model_parallel = run_worker(spec, device_count=8)
 
   np.testing.assert_allclose(model_parallel["losses"], data_parallel["losses"], rtol=RTOL)
 
