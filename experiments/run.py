@@ -12,6 +12,7 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 from ml_collections import config_flags
 
 # Config files import each other as `experiments.configs.NAME`.
@@ -33,7 +34,9 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logs.quiet_library_logs()
   config = flags.FLAGS.config
-  distributed.initialize(config.parallel)
+  if distributed.initialize(config.parallel) and jax.process_index() != 0:
+    # Process 0 writes the logs; the others report warnings and errors only.
+    logging.set_verbosity(logging.WARNING)
   result = loop.train_and_evaluate(config)
   if result.eval_metrics is not None:
     logging.info(
