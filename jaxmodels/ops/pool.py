@@ -12,6 +12,7 @@ of real elements.
 """
 
 from collections.abc import Sequence
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -47,8 +48,69 @@ def max_pool(
       or unknown padding.
   """
   x, window_shape, strides, padding = _pool_arguments("max_pool", x, window, strides, padding)
+  is_valid = padding == "VALID" or all(pair == (0, 0) for pair in padding)
+  if strides == window_shape and is_valid:
+    return _max_pool_tiles(x, window_shape[1:-1])
   return jax.lax.reduce_window(x, np.array(-np.inf, x.dtype), jax.lax.max, window_shape,
                                strides, padding)
+
+
+def _tiles(x: jax.Array, window: tuple[int, ...]) -> jax.Array:
+  """Crop x[B, *S, C] to whole windows and return [B, *S', C, K], K the window size."""
+  batch, *spatial, channels = x.shape
+  out = [size // width for size, width in zip(spatial, window)]
+  x = x[(slice(None), *(slice(0, o * width) for o, width in zip(out, window)))]
+
+  # [B, S'1, K1, S'2, K2, C] -> [B, S'1, S'2, C, K1, K2] -> [B, S'1, S'2, C, K]
+  x = x.reshape(batch, *(d for o, width in zip(out, window) for d in (o, width)), channels)
+  x = x.transpose(_tile_order(len(window)))
+  return x.reshape(batch, *out, channels, int(np.prod(window)))
+
+
+def _tile_order(num_spatial: int) -> list[int]:
+  """Axis order that moves the window axes of [B, S'1, K1, ..., C] behind C."""
+  outer = [1 + 2 * i for i in range(num_spatial)]
+  inner = [2 + 2 * i for i in range(num_spatial)]
+  return [0, *outer, 1 + 2 * num_spatial, *inner]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool_tiles(x: jax.Array, window: tuple[int, ...]) -> jax.Array:
+  """Max pooling over non-overlapping windows (strides equal to the window, VALID).
+
+  Reshaping into tiles replaces `reduce_window`, whose gradient (`select_and_scatter`) XLA's CPU
+  back end runs more than 20 times slower than this one. The gradient goes to the first maximum
+  of each window in row-major order, the element `select_and_scatter` picks, so both paths give
+  the same values and gradients, ties included.
+  """
+  return jnp.max(_tiles(x, window), axis=-1)
+
+
+def _max_pool_tiles_forward(x, window):
+  tiles = _tiles(x, window)  # [B, *S', C, K]
+  return jnp.max(tiles, axis=-1), (jnp.argmax(tiles, axis=-1), x.shape)
+
+
+def _max_pool_tiles_backward(window, residuals, grad_y):
+  first_max, x_shape = residuals  # first_max: i32[B, *S', C]
+  batch, *spatial, channels = x_shape
+  out = grad_y.shape[1:-1]
+
+  # Each output's gradient goes to the first maximum of its window: [B, *S', C, K].
+  grad_tiles = jax.nn.one_hot(first_max, int(np.prod(window)), dtype=grad_y.dtype)
+  grad_tiles = grad_tiles * grad_y[..., None]
+
+  # Undo the tiling: [B, *S', C, K1, K2] -> [B, S'1, K1, S'2, K2, C] -> [B, *S' * K, C].
+  grad_tiles = grad_tiles.reshape(batch, *out, channels, *window)
+  grad_x = grad_tiles.transpose(np.argsort(_tile_order(len(window))))
+  grad_x = grad_x.reshape(batch, *(o * width for o, width in zip(out, window)), channels)
+
+  # Rows and columns cropped off in the forward pass get no gradient.
+  cropped = [(0, size - o * width) for size, o, width in zip(spatial, out, window)]
+  return (jnp.pad(grad_x, ((0, 0), *cropped, (0, 0))),)
+
+
+_max_pool_tiles.defvjp(_max_pool_tiles_forward, _max_pool_tiles_backward)
 
 
 def avg_pool(

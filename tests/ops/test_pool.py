@@ -145,3 +145,26 @@ def test_pool_bfloat16_keeps_dtype(op):
 def test_pool_bad_arguments(op, x, kwargs, match):
   with pytest.raises(ValueError, match=match):
     op(x, **kwargs)
+
+
+@pytest.mark.parametrize("shape, window", [
+    ((2, 6, 6, 3), (2, 2)),
+    ((2, 7, 5, 3), (2, 2)),
+    ((2, 9, 8, 2), (3, 2)),
+    ((2, 7, 3), (2,)),
+])
+def test_max_pool_tiles_match_reduce_window(shape, window):
+  x = jax.random.normal(jax.random.key(0), shape, jnp.float32)
+  # Rounding creates ties inside windows, which both gradients must route to one element.
+  x_ties = jnp.round(jax.nn.relu(x))
+  dims = (1, *window, 1)
+
+  def reference(x):
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, dims, "VALID")
+
+  weights = jax.random.normal(jax.random.key(1), reference(x).shape, jnp.float32)
+  for data in (x, x_ties):
+    np.testing.assert_array_equal(pool.max_pool(data, window=window), reference(data))
+    grad = jax.grad(lambda v: jnp.vdot(pool.max_pool(v, window=window), weights))(data)
+    expected = jax.grad(lambda v: jnp.vdot(reference(v), weights))(data)
+    np.testing.assert_array_equal(grad, expected)
