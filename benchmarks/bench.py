@@ -37,7 +37,11 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-  """A running `worker.py` subprocess and the JSON lines it sends back."""
+  """A running `worker.py` subprocess and the JSON lines it sends back.
+
+  `extra_env` adds environment variables for this worker only (for example XLA_FLAGS), and
+  `label` replaces the framework name in the log file name.
+  """
 
   def __init__(self, framework: str, model: str, batch_size: int, args: argparse.Namespace,
                log_dir: str, *, extra_env: dict[str, str] | None = None, label: str = ""):

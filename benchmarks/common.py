@@ -1,9 +1,9 @@
 """Benchmark rows, random batches, FLOP counts and the CPU's peak rate, shared by all workers.
 
 Every framework trains the same model on the same shapes: float32, Adam, softmax cross-entropy
-on integer labels, random data. Images are f32[B, 28, 28, 1] (NHWC; the PyTorch peer transposes
-to NCHW); token ids are i32[B, T] in [1, V), so no sequence contains padding (id 0), but every
-model still computes its padding mask as it would on real data.
+on integer labels, random data. Images are f32[B, 28, 28, 1] (NHWC), which the PyTorch peer
+transposes to NCHW. Token ids are i32[B, T] in [1, V), so no sequence contains padding (id 0).
+The models still compute their padding masks as they would on real data.
 """
 
 import dataclasses
@@ -69,8 +69,8 @@ def cnn_forward_macs() -> int:
   """Count the multiply-accumulates of one forward pass of the tutorial CNN on one image.
 
   A VALID 3x3 convolution from C to O channels on an H x W input costs
-  (H - 2) * (W - 2) * O * 9 * C MACs, each 2x2 max pooling halves H and W (rounding down), and a
-  dense layer costs C * O. Bias adds, ReLU and pooling are left out (under 1% of the total).
+  (H - 2) * (W - 2) * O * 9 * C MACs, and a dense layer costs C * O. Each 2x2 max pooling halves
+  H and W, rounding down. Bias adds, ReLU and pooling are left out (under 1% of the total).
   """
   height, width, channels = IMAGE_SHAPE
   macs = 0
@@ -127,11 +127,11 @@ def _cpuinfo_fields() -> dict[str, str]:
 def estimate_cpu_peak(*, flops_per_cycle: int | None = None) -> CpuPeak:
   """Estimate the float32 peak as cores x clock x FLOPs per cycle per core.
 
-  The clock is the `cpu MHz` of /proc/cpuinfo (the nominal clock inside a virtual machine; boost
-  clocks can be higher). FLOPs per cycle per core are 2 FMA pipes x float32 lanes x 2, where the
-  lanes are 8 for AVX2 and for AMD Zen 4 (family 25 with AVX-512, which executes 512-bit FMAs as
-  two 256-bit halves), 16 for other AVX-512 CPUs, and 4 with SSE only. Pass `flops_per_cycle` to
-  override the guess.
+  The clock is the `cpu MHz` of /proc/cpuinfo, which inside a virtual machine is the nominal
+  clock. Boost clocks can be higher. FLOPs per cycle per core are 2 FMA pipes x float32 lanes x 2.
+  The lanes are 8 for AVX2, 8 for AMD Zen 4 (family 25 with AVX-512, because Zen 4 executes a
+  512-bit FMA as two 256-bit halves), 16 for other AVX-512 CPUs and 4 with SSE only. Pass
+  `flops_per_cycle` to override the guess.
   """
   fields = _cpuinfo_fields()
   cores = os.cpu_count() or 1

@@ -136,7 +136,7 @@ class Trainer:
         inputs = inputs.long()
       self.batches.append((inputs, torch.from_numpy(batch.labels).long()))
 
-    # Materialize lazy layers before the optimizer sees the parameters.
+    # Create the lazy layer's parameters before the optimizer collects them.
     with torch.no_grad():
       self.module(self.batches[0][0])
     self.module.train()

@@ -10,7 +10,6 @@ Shape letters: B batch, H W height and width, C channels in, O channels out, K =
 """
 
 import argparse
-import functools
 import os
 import sys
 import time
@@ -73,7 +72,7 @@ conv2d_im2col.defvjp(_forward, _backward)
 
 
 def conv2d_lax(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """The reference: `lax.conv_general_dilated`, as `jaxmodels.ops.conv.conv2d` calls it."""
+  """Convolve with `lax.conv_general_dilated` (the reference), as `jaxmodels.ops.conv` does."""
   return jax.lax.conv_general_dilated(
       x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
   )

@@ -1,7 +1,7 @@
 """Prototype: several train steps per compiled call with `lax.scan`.
 
   python benchmarks/prototypes/scan_steps.py [--model=cnn] [--batch-sizes=32,128] \
-      [--steps-per-call=1,4,16] [--rounds=7]
+      [--steps-per-call=1,4,16] [--rounds=7] [--window-steps=64]
 
 Builds the jaxmodels trainer of `jaxmodels_runner` (model, optimizer, state and shardings as
 `experiments/run.py` builds them), then compiles `steps.train_step` inside a `lax.scan` over K
@@ -24,10 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import common  # pylint: disable=g-import-not-at-top
 import jaxmodels_runner  # pylint: disable=g-import-not-at-top
-from jaxmodels.train import parallel  # pylint: disable=g-import-not-at-top
-from jaxmodels.train import steps  # pylint: disable=g-import-not-at-top
 from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top
 from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import parallel  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import steps  # pylint: disable=g-import-not-at-top
 
 
 class ScanTrainer:
@@ -136,7 +136,10 @@ def main() -> None:
     baseline = float(np.median(rates[variants[0]]))
     for count, unroll in variants:
       median, low, high = common.median_and_range(rates[count, unroll])
-      scan = "none" if count == 1 else "unrolled" if unroll else "rolled"
+      if count == 1:
+        scan = "none"
+      else:
+        scan = "unrolled" if unroll else "rolled"
       print(f"| {args.model} | {batch_size} | {count} | {scan} | {median:,.0f} | "
             f"{low:,.0f}-{high:,.0f} | {median / baseline:.2f} |")
   if args.model == "cnn":
