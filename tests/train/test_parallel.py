@@ -202,3 +202,20 @@ def test_two_processes_match_one_process(cnn_spec, tmp_path):
     np.testing.assert_allclose(result["losses"], reference["losses"], rtol=RTOL)
     for leaf, expected in zip(result["params"], reference["params"]):
       np.testing.assert_allclose(np.array(leaf), np.array(expected), rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["jit", "pmap"])
+def test_dropout_masks_differ_between_devices(backend):
+  environment = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+                 "JAX_PLATFORMS": "cpu"}
+  output = subprocess.run(
+      [sys.executable, str(WORKER.with_name("dropout_worker.py"))], capture_output=True,
+      text=True, env=environment, timeout=300, check=True,
+  ).stdout
+  masks = json.loads(output.split("RESULTS ", 1)[1])[backend]
+
+  first, second = masks
+  assert first["device0"] != first["device1"]
+  assert 0 < sum(first["device0"]) < 32
+  # The same step with the same key draws the same masks again.
+  assert first == second
