@@ -36,10 +36,10 @@ class DropoutProbe(nn.Module):
 def main():
   mesh = parallel.create_mesh(ml_collections.ConfigDict({"mesh_shape": (2, 1)}))
   model, tx = DropoutProbe(), optax.sgd(1.0)
-  # Example 0 (device 0) feeds inputs 0-31, example 1 (device 1) inputs 32-63, so kernel row i
-  # changes only if the device that owns input i kept it.
-  inputs = np.zeros((2, 64), np.float32)
-  inputs[0, :32] = inputs[1, 32:] = 1.0
+  # Device 0 feeds ones and device 1 twos. Kernel row i then moves by 0, by device 0's or
+  # device 1's share, or by both: with one mask for both devices only 0 and "both" occur.
+  inputs = np.ones((2, 64), np.float32)
+  inputs[1] = 2.0
   batch = {"inputs": jnp.asarray(inputs), "labels": jnp.zeros((2,), jnp.int32)}
   masks = {}
   for backend in ("jit", "pmap"):
@@ -53,8 +53,8 @@ def main():
     results = []
     for _ in range(2):  # The same step twice: the masks must repeat.
       new_state, _ = train_fn(state, steps.zero_metrics(), parallel.put_batch(batch, mesh))
-      kept = np.asarray(new_state.params["Dense_0"]["kernel"])[:, 0] != before[:, 0]
-      results.append({"device0": kept[:32].tolist(), "device1": kept[32:].tolist()})
+      moves = np.asarray(new_state.params["Dense_0"]["kernel"])[:, 0] - before[:, 0]
+      results.append(np.round(moves, 6).tolist())
     masks[backend] = results
   print("RESULTS " + json.dumps(masks))
 

@@ -215,7 +215,7 @@ def test_dropout_masks_differ_between_devices(backend):
   masks = json.loads(output.split("RESULTS ", 1)[1])[backend]
 
   first, second = masks
-  assert first["device0"] != first["device1"]
-  assert 0 < sum(first["device0"]) < 32
+  # Rows kept by one device only move by that device's share: three distinct moves besides 0.
+  assert len(set(first) - {0.0}) == 3
   # The same step with the same key draws the same masks again.
   assert first == second
