@@ -5,7 +5,7 @@ Run:
       --config.data_dir=/path/to/trec --config.train.progress_bar=False
 
 Two blocks of width 64 with 4 heads and an MLP of 128, learned positions, mean pooling over
-the real tokens.
+the real tokens, dropout 0.3. Optimizer and schedule are those of `lstm_trec.py`.
 """
 
 import ml_collections
@@ -24,14 +24,13 @@ def get_config(variant: str | None = None):
   config.model.num_layers = 2
   config.model.num_heads = 4
   config.model.mlp_dim = 128
-  config.model.dropout_rate = 0.1
+  # TREC has 5,452 training sentences, and more dropout than the usual 0.1 helps on so few.
+  config.model.dropout_rate = 0.3
   config.model.position_embedding = "learned"  # or "sinusoidal"
   # Rows of the learned position table; must be at least config.data.max_len (+ 1 for "cls").
   config.model.max_positions = 128
   config.model.pooling = "mean"  # or "cls", a learned class token
 
-  config.optim.learning_rate = 1e-3
-  config.train.num_epochs = 10
 
   if variant == "smoke":
     config.model.width = 16

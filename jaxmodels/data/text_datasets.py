@@ -83,7 +83,7 @@ def workdir_vocabulary(config: ml_collections.ConfigDict,
                        train_texts: Sequence[str]) -> text.Vocabulary:
   """Return the vocabulary saved in `config.workdir`, or build one and save it there.
 
-  A new vocabulary holds the `config.data.vocab_size - 2` most frequent tokens of
+  A new vocabulary contains the `config.data.vocab_size - 2` most frequent tokens of
   `train_texts`. Only process 0 writes the file, through a temporary file and a rename, so
   a reader never sees half of it.
 
@@ -97,7 +97,7 @@ def workdir_vocabulary(config: ml_collections.ConfigDict,
     vocab = text.Vocabulary.load(path)
     if len(vocab) > vocab_size:
       raise ValueError(
-          f"{path} holds {len(vocab)} entries but config.data.vocab_size={vocab_size}. Resume "
+          f"{path} contains {len(vocab)} entries but config.data.vocab_size={vocab_size}. Resume "
           f"with the vocab_size the run started with, or use a new workdir.")
     return vocab
 

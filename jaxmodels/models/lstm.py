@@ -46,5 +46,5 @@ class LSTMClassifier(nn.Module):
       x = text_layers.LSTM(units, return_sequences=index < last, unroll=self.unroll,
                            name=f"lstm{index}")(x, mask=mask)  # [B, T, U], last [B, U]
 
-    x = layers.Dropout(self.dropout_rate)(x, train=train)
+    x = layers.Dropout(self.dropout_rate, name="dropout")(x, train=train)
     return layers.Dense(self.num_classes, name="logits")(x)

@@ -55,5 +55,5 @@ class LSTMAttentionClassifier(nn.Module):
     x = text_layers.DotProductSelfAttention(name="attention")(x, mask=mask)  # [B, T, U]
     x = text_layers.LSTM(second_units, unroll=self.unroll, name="lstm1")(x, mask=mask)  # [B, U]
 
-    x = layers.Dropout(self.dropout_rate)(x, train=train)
+    x = layers.Dropout(self.dropout_rate, name="dropout")(x, train=train)
     return layers.Dense(self.num_classes, name="logits")(x)

@@ -60,6 +60,7 @@ def _create_text_cnn(model: ml_collections.ConfigDict, dataset) -> nn.Module:
       filter_widths=tuple(model.filter_widths),
       num_filters=model.num_filters,
       dropout_rate=model.dropout_rate,
+      convolution=model.convolution,
   )
 
 

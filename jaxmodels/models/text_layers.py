@@ -2,9 +2,9 @@
 
 Legend: B batch, T steps, C channels in, U units, N heads, D depth per head, O channels out.
 
-Every layer takes a padding mask `bool[B, T]` that is True at real tokens. Parameters carry
-Keras's names and initializers where Keras has the layer (`kernel`, `recurrent_kernel`, `bias`),
-so parameter counts match what Keras reports.
+Layers over sequences take a padding mask `bool[B, T]` that is True at real tokens. Parameters
+carry Keras's names and initializers where Keras has the layer (`kernel`, `recurrent_kernel`,
+`bias`), so parameter counts match what Keras reports.
 """
 
 from collections.abc import Callable
@@ -255,12 +255,12 @@ class TransformerBlock(nn.Module):
     """Apply the block to f32[B, T, C] with the key mask bool[B, T]; return f32[B, T, C]."""
     y = nn.LayerNorm(name="attention_norm")(x)
     y = MultiHeadSelfAttention(self.num_heads, name="attention")(y, mask=mask)
-    x = x + layers.Dropout(self.dropout_rate)(y, train=train)
+    x = x + layers.Dropout(self.dropout_rate, name="attention_dropout")(y, train=train)
 
     y = nn.LayerNorm(name="mlp_norm")(x)
     y = jax.nn.gelu(layers.Dense(self.mlp_dim, name="mlp_hidden")(y))
     y = layers.Dense(x.shape[-1], name="mlp_output")(y)
-    return x + layers.Dropout(self.dropout_rate)(y, train=train)
+    return x + layers.Dropout(self.dropout_rate, name="mlp_dropout")(y, train=train)
 
 
 def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
@@ -324,6 +324,26 @@ def narrow_window_mask(mask: jax.Array, width: int) -> jax.Array:
   is_first = jnp.arange(steps)[None, :] == first[:, None]  # [B, T]
   short = ((length > 0) & (length < width))[:, None]  # [B, 1]
   return inside | (short & is_first)
+
+
+def wide_window_mask(mask: jax.Array, width: int) -> jax.Array:
+  """Mark the windows of a wide convolution that overlap at least one real token.
+
+  A wide convolution pads each sequence with width - 1 steps on both sides, so window j, for
+  j in [0, T + width - 1), covers steps j - width + 1 .. j and the sequence ends appear in
+  windows of their own. Windows of padding only are invalid.
+
+  Args:
+    mask: bool[B, T], True at real steps.
+    width: window width K, at least 1.
+
+  Returns:
+    bool[B, T + K - 1]. A row without real steps has no valid window.
+  """
+  padded = jnp.pad(mask.astype(jnp.int32), ((0, 0), (width, width - 1)))  # [B, T + 2K - 1]
+  counts = jnp.cumsum(padded, axis=1)  # [B, T + 2K - 1]
+  # Real steps among j - K + 1 .. j, from the difference of two running counts.
+  return (counts[:, width:] - counts[:, :-width]) > 0  # [B, T + K - 1]
 
 
 def check_ids(name: str, ids: jax.Array) -> None:

@@ -74,7 +74,7 @@ class TransformerClassifier(nn.Module):
     x = x + text_layers.PositionEmbedding(
         self.width, kind=self.position_embedding, max_positions=self.max_positions,
         name="position_embedding")(positions)
-    x = layers.Dropout(self.dropout_rate)(x, train=train)
+    x = layers.Dropout(self.dropout_rate, name="embedding_dropout")(x, train=train)
 
     for index in range(self.num_layers):
       x = text_layers.TransformerBlock(
@@ -83,5 +83,5 @@ class TransformerClassifier(nn.Module):
     x = nn.LayerNorm(name="final_norm")(x)  # [B, T, C]
 
     x = text_layers.masked_mean(x, mask) if self.pooling == "mean" else x[:, 0]  # [B, C]
-    x = layers.Dropout(self.dropout_rate)(x, train=train)
+    x = layers.Dropout(self.dropout_rate, name="output_dropout")(x, train=train)
     return layers.Dense(self.num_classes, name="logits")(x)

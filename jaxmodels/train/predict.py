@@ -4,9 +4,9 @@
   labels, probabilities = predictor.predict(["How far is the moon ?"])
   print(predictor.class_names[labels[0]], probabilities[0])
 
-A workdir holds all that prediction needs: `config.json` rebuilds the model and the encoding
+A workdir contains all that prediction needs: `config.json` rebuilds the model and the encoding
 settings, `vocab.json` maps words to the ids the model was trained with, and `checkpoints/`
-holds the parameters.
+contains the parameters.
 """
 
 from collections.abc import Sequence
@@ -117,7 +117,8 @@ def _select_step(checkpointer: checkpoints.Checkpointer, checkpoint: str | int) 
   """Return the step named by `checkpoint`: "best", "latest" or a step number."""
   steps = checkpointer.all_steps()
   if not steps:
-    raise FileNotFoundError(f"{checkpointer.directory} holds no complete checkpoint.")
+    raise FileNotFoundError(f"No complete checkpoint found in {checkpointer.directory}. Train "
+                            "first, or pass the workdir of a run that saved one.")
   if checkpoint == "latest":
     return steps[-1]
   if checkpoint == "best":
@@ -183,7 +184,7 @@ def load_predictor(
       vocab_size=config.data.vocab_size)
   model = registry.create_model(config, dataset)
 
-  # The checkpoint holds a whole train state, so restore into the state of the same optimizer.
+  # The checkpoint contains a whole train state, so restore into the state of the same optimizer.
   tx, _ = optim_lib.create_optimizer(config.optim, total_steps=1)
   example = jnp.zeros((1, config.data.max_len), jnp.int32)
   abstract_state = jax.eval_shape(

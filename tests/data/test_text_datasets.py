@@ -120,7 +120,7 @@ def test_load_dataset_rejects_saved_vocabulary_larger_than_table(trec_config):
   text.Vocabulary(["<pad>", "<unk>", "bridge", "who"]).save(
       pathlib.Path(trec_config.workdir) / "vocab.json")
 
-  with pytest.raises(ValueError, match="holds 4 entries but config.data.vocab_size=3"):
+  with pytest.raises(ValueError, match="contains 4 entries but config.data.vocab_size=3"):
     datasets.load_dataset(trec_config)
 
 

@@ -1,15 +1,37 @@
 """Tests of the two-LSTM text classifier: Keras parameter count, shapes, masks, dropout."""
 
+import functools
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxmodels.data import datasets
 from jaxmodels.models import lstm
+from jaxmodels.models import registry
 from jaxmodels.ops import recurrent
 from jaxmodels.train import state
 
 RTOL, ATOL = 1e-5, 1e-6
+
+
+@functools.cache
+def _compiled(model):
+  """Return `model.init` and `model.apply` under `jax.jit`, compiled once per model and shape.
+
+  A compiled call is much faster here than eager dispatch, which compiles every primitive.
+  """
+  return jax.jit(model.init), jax.jit(model.apply, static_argnames=("train", "mutable"))
+
+
+def _init(model, key, ids):
+  return _compiled(model)[0](key, ids)
+
+
+def _apply(model, variables, ids, **kwargs):
+  return _compiled(model)[1](variables, ids, **kwargs)
 
 # Rows of lengths 4, 1 and 0 (all padding), padded after the tokens to T = 6.
 IDS = np.array([[5, 9, 2, 7, 0, 0], [3, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], np.int32)
@@ -53,21 +75,21 @@ def test_lstm_parameter_shapes():
 
 def test_lstm_logits_shape_dtype_and_jit(key):
   model = _small_model()
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  logits = model.apply(variables, IDS)
+  logits = _apply(model, variables, IDS)
 
   assert logits.shape == (3, 3)
   assert logits.dtype == jnp.float32
   assert jax.eval_shape(model.apply, variables, IDS).shape == (3, 3)
-  np.testing.assert_allclose(jax.jit(model.apply)(variables, IDS), logits, rtol=RTOL, atol=ATOL)
+  np.testing.assert_allclose(model.apply(variables, IDS), logits, rtol=RTOL, atol=ATOL)
 
 
 def test_lstm_logits_match_ops(key):
   model = _small_model()
-  params = model.init(key, IDS)["params"]
+  params = _init(model, key, IDS)["params"]
 
-  logits = model.apply({"params": params}, IDS)
+  logits = _apply(model, {"params": params}, IDS)
 
   # The same layers written out with the ops, one sentence at a time without padding.
   for row, ids in enumerate(IDS):
@@ -82,20 +104,20 @@ def test_lstm_logits_match_ops(key):
 @pytest.mark.parametrize("side", ["post", "pre"])
 def test_lstm_padding_invariance(key, side):
   model = _small_model()
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  short = model.apply(variables, _repad(IDS, 6, side))
-  long = model.apply(variables, _repad(IDS, 11, side))
+  short = _apply(model, variables, _repad(IDS, 6, side))
+  long = _apply(model, variables, _repad(IDS, 11, side))
 
   np.testing.assert_allclose(long, short, rtol=RTOL, atol=ATOL)
 
 
 def test_lstm_dropout_only_in_training(key):
   model = _small_model(dropout_rate=0.5)
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  evaluated = [model.apply(variables, IDS, train=False) for _ in range(2)]
-  trained = [model.apply(variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
+  evaluated = [_apply(model, variables, IDS, train=False) for _ in range(2)]
+  trained = [_apply(model, variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
              for seed in (1, 2)]
 
   np.testing.assert_array_equal(evaluated[0], evaluated[1])
@@ -110,12 +132,27 @@ def test_lstm_rejects_float_inputs(key):
 
 def test_lstm_empty_row_gives_finite_logits(key):
   model = _small_model()
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  logits = model.apply(variables, IDS)
+  logits = _apply(model, variables, IDS)
 
   # An all-padding row keeps the zero initial state: logits equal the output bias.
   assert np.all(np.isfinite(logits))
   np.testing.assert_allclose(logits[2], variables["params"]["logits"]["bias"], rtol=RTOL,
                              atol=ATOL)
 
+
+
+@pytest.mark.parametrize("name", ["lstm_trec", "lstm_mr"])
+@pytest.mark.parametrize("variant", [None, "smoke"])
+def test_lstm_configs_build_model(name, variant):
+  config = importlib.import_module(f"experiments.configs.{name}").get_config(variant)
+  dataset = datasets.Dataset(train={}, test={}, num_classes=4, class_names=tuple("abcd"),
+                             vocab_size=config.data.vocab_size)
+  model = registry.create_model(config, dataset)
+  ids = jnp.zeros((2, config.data.max_len), jnp.int32)
+
+  logits = jax.eval_shape(lambda: model.apply(model.init(jax.random.key(0), ids), ids))
+
+  assert config.model.name == "lstm"
+  assert logits.shape == (2, 4)

@@ -1,15 +1,37 @@
 """Tests of the LSTM classifier with self-attention: count, shapes, masks, attention weights."""
 
+import functools
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxmodels.data import datasets
 from jaxmodels.models import lstm_attention
+from jaxmodels.models import registry
 from jaxmodels.ops import recurrent
 from jaxmodels.train import state
 
 RTOL, ATOL = 1e-5, 1e-6
+
+
+@functools.cache
+def _compiled(model):
+  """Return `model.init` and `model.apply` under `jax.jit`, compiled once per model and shape.
+
+  A compiled call is much faster here than eager dispatch, which compiles every primitive.
+  """
+  return jax.jit(model.init), jax.jit(model.apply, static_argnames=("train", "mutable"))
+
+
+def _init(model, key, ids):
+  return _compiled(model)[0](key, ids)
+
+
+def _apply(model, variables, ids, **kwargs):
+  return _compiled(model)[1](variables, ids, **kwargs)
 
 # Rows of lengths 4, 1 and 0 (all padding), padded after the tokens to T = 6.
 IDS = np.array([[5, 9, 2, 7, 0, 0], [3, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], np.int32)
@@ -43,21 +65,21 @@ def test_lstm_attention_parameter_count_matches_lstm():
 
 def test_lstm_attention_logits_shape_dtype_and_jit(key):
   model = _small_model()
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  logits = model.apply(variables, IDS)
+  logits = _apply(model, variables, IDS)
 
   assert logits.shape == (3, 3)
   assert logits.dtype == jnp.float32
   assert jax.eval_shape(model.apply, variables, IDS).shape == (3, 3)
-  np.testing.assert_allclose(jax.jit(model.apply)(variables, IDS), logits, rtol=RTOL, atol=ATOL)
+  np.testing.assert_allclose(model.apply(variables, IDS), logits, rtol=RTOL, atol=ATOL)
 
 
 def test_lstm_attention_logits_match_reference(key):
   model = _small_model()
-  params = model.init(key, IDS)["params"]
+  params = _init(model, key, IDS)["params"]
 
-  logits = model.apply({"params": params}, IDS)
+  logits = _apply(model, {"params": params}, IDS)
 
   # One sentence at a time without padding, with the attention written out in NumPy.
   for row, ids in enumerate(IDS[:2]):
@@ -76,9 +98,9 @@ def test_lstm_attention_logits_match_reference(key):
 
 def test_lstm_attention_weights_are_exposed(key):
   model = _small_model()
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  _, state_ = model.apply(variables, IDS, mutable=["intermediates"])
+  _, state_ = _apply(model, variables, IDS, mutable="intermediates")
 
   (weights,) = state_["intermediates"]["attention"]["attention_weights"]
   weights = np.asarray(weights)
@@ -94,20 +116,20 @@ def test_lstm_attention_weights_are_exposed(key):
 @pytest.mark.parametrize("side", ["post", "pre"])
 def test_lstm_attention_padding_invariance(key, side):
   model = _small_model()
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  short = model.apply(variables, _repad(IDS, 6, side))
-  long = model.apply(variables, _repad(IDS, 11, side))
+  short = _apply(model, variables, _repad(IDS, 6, side))
+  long = _apply(model, variables, _repad(IDS, 11, side))
 
   np.testing.assert_allclose(long, short, rtol=RTOL, atol=ATOL)
 
 
 def test_lstm_attention_dropout_only_in_training(key):
   model = _small_model(dropout_rate=0.5)
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  evaluated = [model.apply(variables, IDS, train=False) for _ in range(2)]
-  trained = [model.apply(variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
+  evaluated = [_apply(model, variables, IDS, train=False) for _ in range(2)]
+  trained = [_apply(model, variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
              for seed in (1, 2)]
 
   np.testing.assert_array_equal(evaluated[0], evaluated[1])
@@ -117,3 +139,18 @@ def test_lstm_attention_dropout_only_in_training(key):
 def test_lstm_attention_rejects_three_lstms(key):
   with pytest.raises(ValueError, match="two LSTMs, got \\(4, 4, 4\\)"):
     _small_model(lstm_units=(4, 4, 4)).init(key, IDS)
+
+
+@pytest.mark.parametrize("name", ["lstm_attention_trec", "lstm_attention_mr"])
+@pytest.mark.parametrize("variant", [None, "smoke"])
+def test_lstm_attention_configs_build_model(name, variant):
+  config = importlib.import_module(f"experiments.configs.{name}").get_config(variant)
+  dataset = datasets.Dataset(train={}, test={}, num_classes=4, class_names=tuple("abcd"),
+                             vocab_size=config.data.vocab_size)
+  model = registry.create_model(config, dataset)
+  ids = jnp.zeros((2, config.data.max_len), jnp.int32)
+
+  logits = jax.eval_shape(lambda: model.apply(model.init(jax.random.key(0), ids), ids))
+
+  assert config.model.name == "lstm_attention"
+  assert logits.shape == (2, 4)

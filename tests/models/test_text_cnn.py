@@ -1,15 +1,37 @@
 """Tests of Kim's text CNN: values against NumPy, padding, short sentences, max-norm."""
 
+import functools
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+from jaxmodels.data import datasets
+from jaxmodels.models import registry
 from jaxmodels.models import text_cnn
 from jaxmodels.train import state
 
 RTOL, ATOL = 1e-5, 1e-6
+
+
+@functools.cache
+def _compiled(model):
+  """Return `model.init` and `model.apply` under `jax.jit`, compiled once per model and shape.
+
+  A compiled call is much faster here than eager dispatch, which compiles every primitive.
+  """
+  return jax.jit(model.init), jax.jit(model.apply, static_argnames=("train", "mutable"))
+
+
+def _init(model, key, ids):
+  return _compiled(model)[0](key, ids)
+
+
+def _apply(model, variables, ids, **kwargs):
+  return _compiled(model)[1](variables, ids, **kwargs)
 
 # Rows of lengths 6, 2 (shorter than every filter but the first), 1 and 0.
 IDS = np.array([
@@ -37,7 +59,7 @@ def _repad(ids, length, side):
   return out
 
 
-def _reference_logits(params, ids, widths):
+def _reference_logits(params, ids, widths, convolution="narrow"):
   """Kim's CNN in float64 loops, one sentence at a time over its tokens only."""
   p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
   logits = []
@@ -49,8 +71,13 @@ def _reference_logits(params, ids, widths):
       if len(x) == 0:
         features.append(np.zeros_like(bias))
         continue
-      # A sentence shorter than the filter is padded with zero vectors to its width.
-      padded = np.concatenate([x, np.zeros((max(width - len(x), 0), x.shape[1]))])
+      if convolution == "wide":
+        # Kim's layout: width - 1 zero vectors on both sides of the sentence.
+        zeros = np.zeros((width - 1, x.shape[1]))
+        padded = np.concatenate([zeros, x, zeros])
+      else:
+        # A sentence shorter than the filter is padded with zero vectors to its width.
+        padded = np.concatenate([x, np.zeros((max(width - len(x), 0), x.shape[1]))])
       windows = [sum(padded[t + k] @ kernel[k] for k in range(width)) + bias
                  for t in range(len(padded) - width + 1)]
       features.append(np.maximum(np.max(windows, axis=0), 0.0))
@@ -71,33 +98,44 @@ def test_text_cnn_parameter_count():
 
 def test_text_cnn_logits_shape_dtype_and_jit(key):
   model = _small_model()
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  logits = model.apply(variables, IDS)
+  logits = _apply(model, variables, IDS)
 
   assert logits.shape == (4, 3)
   assert logits.dtype == jnp.float32
   assert jax.eval_shape(model.apply, variables, IDS).shape == (4, 3)
-  np.testing.assert_allclose(jax.jit(model.apply)(variables, IDS), logits, rtol=RTOL, atol=ATOL)
+  np.testing.assert_allclose(model.apply(variables, IDS), logits, rtol=RTOL, atol=ATOL)
 
 
 def test_text_cnn_logits_match_reference(key):
   model = _small_model()
-  params = model.init(key, IDS)["params"]
+  params = _init(model, key, IDS)["params"]
 
-  logits = model.apply({"params": params}, IDS)
+  logits = _apply(model, {"params": params}, IDS)
 
   np.testing.assert_allclose(logits, _reference_logits(params, IDS, (1, 3, 4)), rtol=RTOL,
                              atol=ATOL)
 
 
-@pytest.mark.parametrize("side", ["post", "pre"])
-def test_text_cnn_padding_invariance(key, side):
-  model = _small_model()
-  variables = model.init(key, IDS)
+def test_text_cnn_wide_logits_match_reference(key):
+  model = _small_model(convolution="wide")
+  params = _init(model, key, IDS)["params"]
 
-  short = model.apply(variables, _repad(IDS, 7, side))
-  long = model.apply(variables, _repad(IDS, 13, side))
+  logits = _apply(model, {"params": params}, IDS)
+
+  np.testing.assert_allclose(logits, _reference_logits(params, IDS, (1, 3, 4), "wide"),
+                             rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("convolution", ["narrow", "wide"])
+@pytest.mark.parametrize("side", ["post", "pre"])
+def test_text_cnn_padding_invariance(key, side, convolution):
+  model = _small_model(convolution=convolution)
+  variables = _init(model, key, IDS)
+
+  short = _apply(model, variables, _repad(IDS, 7, side))
+  long = _apply(model, variables, _repad(IDS, 13, side))
 
   np.testing.assert_allclose(long, short, rtol=RTOL, atol=ATOL)
 
@@ -106,20 +144,21 @@ def test_text_cnn_input_shorter_than_filters(key):
   # Two steps in all, fewer than the widths 3 and 4.
   ids = np.array([[4, 2], [7, 0], [0, 0]], np.int32)
   model = _small_model()
-  params = model.init(key, ids)["params"]
+  params = _init(model, key, ids)["params"]
 
-  logits = model.apply({"params": params}, ids)
+  logits = _apply(model, {"params": params}, ids)
 
   np.testing.assert_allclose(logits, _reference_logits(params, ids, (1, 3, 4)), rtol=RTOL,
                              atol=ATOL)
 
 
-def test_text_cnn_grads_finite_for_short_and_empty_rows(key):
-  model = _small_model()
-  params = model.init(key, IDS)["params"]
+@pytest.mark.parametrize("convolution", ["narrow", "wide"])
+def test_text_cnn_grads_finite_on_empty_rows(key, convolution):
+  model = _small_model(convolution=convolution)
+  params = _init(model, key, IDS)["params"]
 
   def loss(params):
-    return jnp.sum(model.apply({"params": params}, IDS) ** 2)
+    return jnp.sum(_apply(model, {"params": params}, IDS) ** 2)
 
   grads = jax.grad(loss)(params)
 
@@ -129,12 +168,17 @@ def test_text_cnn_grads_finite_for_short_and_empty_rows(key):
   np.testing.assert_array_equal(grads["embedding"]["embedding"][0], 0.0)
 
 
+def test_text_cnn_rejects_unknown_convolution(key):
+  with pytest.raises(ValueError, match="convolution must be one of"):
+    jax.eval_shape(_small_model(convolution="same").init, key, IDS)
+
+
 def test_text_cnn_dropout_only_in_training(key):
   model = _small_model(dropout_rate=0.5)
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  evaluated = [model.apply(variables, IDS, train=False) for _ in range(2)]
-  trained = [model.apply(variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
+  evaluated = [_apply(model, variables, IDS, train=False) for _ in range(2)]
+  trained = [_apply(model, variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
              for seed in (1, 2)]
 
   np.testing.assert_array_equal(evaluated[0], evaluated[1])
@@ -214,3 +258,18 @@ def test_max_norm_transform_rejects_missing_layer():
 def test_max_norm_transform_rejects_non_positive_cap(max_norm):
   with pytest.raises(ValueError, match="max_norm must be positive"):
     text_cnn.max_norm_transform(max_norm)
+
+
+@pytest.mark.parametrize("name", ["text_cnn_trec", "text_cnn_mr"])
+@pytest.mark.parametrize("variant", [None, "smoke"])
+def test_text_cnn_configs_build_model(name, variant):
+  config = importlib.import_module(f"experiments.configs.{name}").get_config(variant)
+  dataset = datasets.Dataset(train={}, test={}, num_classes=4, class_names=tuple("abcd"),
+                             vocab_size=config.data.vocab_size)
+  model = registry.create_model(config, dataset)
+  ids = jnp.zeros((2, config.data.max_len), jnp.int32)
+
+  logits = jax.eval_shape(lambda: model.apply(model.init(jax.random.key(0), ids), ids))
+
+  assert config.model.name == "text_cnn"
+  assert logits.shape == (2, 4)

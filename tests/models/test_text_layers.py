@@ -209,7 +209,7 @@ def test_masked_max_over_time_ignores_large_invalid_values():
   assert np.all(np.asarray(pooled) < 1e30)
 
 
-def test_masked_max_over_time_grads_finite_without_valid_steps():
+def test_masked_max_over_time_empty_row_grads():
   x = jnp.asarray(_random((B, T, C)))
 
   grads = jax.grad(lambda v: text_layers.masked_max_over_time(v, jnp.asarray(MASK)).sum())(x)
@@ -258,6 +258,17 @@ def test_narrow_window_mask_pre_padding():
   valid = text_layers.narrow_window_mask(jnp.asarray(mask), 3)
 
   np.testing.assert_array_equal(valid, [[0, 0, 0, 1, 1, 0, 0]])
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 8])
+def test_wide_window_mask_matches_loop(width):
+  valid = text_layers.wide_window_mask(jnp.asarray(MASK), width)
+
+  # Window j covers steps j - width + 1 .. j of the input.
+  expected = np.zeros((B, T + width - 1), bool)
+  for b, j in np.ndindex(*expected.shape):
+    expected[b, j] = MASK[b, max(j - width + 1, 0):j + 1].any()
+  np.testing.assert_array_equal(valid, expected)
 
 
 @pytest.mark.parametrize("ids", [np.zeros((2, 3), np.float32), np.zeros((2,), np.int32)])

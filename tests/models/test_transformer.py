@@ -1,15 +1,37 @@
 """Tests of the Transformer text classifier: shapes, padding, pooling, positions, dropout."""
 
+import functools
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxmodels.data import datasets
+from jaxmodels.models import registry
 from jaxmodels.models import text_layers
 from jaxmodels.models import transformer
 from jaxmodels.train import state
 
 RTOL, ATOL = 1e-5, 1e-6
+
+
+@functools.cache
+def _compiled(model):
+  """Return `model.init` and `model.apply` under `jax.jit`, compiled once per model and shape.
+
+  A compiled call is much faster here than eager dispatch, which compiles every primitive.
+  """
+  return jax.jit(model.init), jax.jit(model.apply, static_argnames=("train", "mutable"))
+
+
+def _init(model, key, ids):
+  return _compiled(model)[0](key, ids)
+
+
+def _apply(model, variables, ids, **kwargs):
+  return _compiled(model)[1](variables, ids, **kwargs)
 
 # Rows of lengths 4, 1 and 0 (all padding), padded after the tokens to T = 6.
 IDS = np.array([[5, 9, 2, 7, 0, 0], [3, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], np.int32)
@@ -25,7 +47,7 @@ VARIANTS = [
 def _small_model(**overrides):
   return transformer.TransformerClassifier(
       **{"num_classes": 3, "vocab_size": 12, "width": 8, "num_layers": 2, "num_heads": 2,
-         "mlp_dim": 16, "dropout_rate": 0.0, "max_positions": 16, **overrides})
+         "mlp_dim": 16, "dropout_rate": 0.3, "max_positions": 16, **overrides})
 
 
 def _repad(ids, length, side):
@@ -54,44 +76,53 @@ def test_transformer_parameter_count():
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v.values()))
-def test_transformer_logits_shape_dtype_and_jit(key, variant):
+def test_transformer_logits_shape_and_dtype(key, variant):
   model = _small_model(**variant)
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  logits = model.apply(variables, IDS)
+  logits = _apply(model, variables, IDS)
 
   assert logits.shape == (3, 3)
   assert logits.dtype == jnp.float32
   assert np.all(np.isfinite(logits))
   assert jax.eval_shape(model.apply, variables, IDS).shape == (3, 3)
-  np.testing.assert_allclose(jax.jit(model.apply)(variables, IDS), logits, rtol=RTOL, atol=ATOL)
+
+
+def test_transformer_jit_matches_eager(key):
+  model = _small_model(pooling="cls")
+  variables = _init(model, key, IDS)
+
+  logits = _apply(model, variables, IDS)
+
+  np.testing.assert_allclose(model.apply(variables, IDS), logits, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("side", ["post", "pre"])
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v.values()))
 def test_transformer_padding_invariance(key, variant, side):
   model = _small_model(**variant)
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  short = model.apply(variables, _repad(IDS, 6, side))
-  long = model.apply(variables, _repad(IDS, 11, side))
+  short = _apply(model, variables, _repad(IDS, 6, side))
+  long = _apply(model, variables, _repad(IDS, 11, side))
 
   np.testing.assert_allclose(long, short, rtol=RTOL, atol=ATOL)
 
 
 def test_transformer_mean_pooling_matches_layers(key):
-  model = _small_model(num_layers=1)
-  params = model.init(key, IDS)["params"]
+  model = _small_model()
+  params = _init(model, key, IDS)["params"]
+  block = jax.jit(text_layers.TransformerBlock(2, 16).apply, static_argnames="train")
 
-  logits = model.apply({"params": params}, IDS)
+  logits = _apply(model, {"params": params}, IDS)
 
   # The same computation from the text layers, one sentence at a time without padding.
   for row, ids in enumerate(IDS[:2]):
     tokens = jnp.asarray(ids[ids != 0][None])  # [1, L]
     x = params["embedding"]["embedding"][tokens]
     x = x + params["position_embedding"]["embedding"][jnp.arange(tokens.shape[1])][None]
-    x = text_layers.TransformerBlock(2, 16).apply({"params": params["block0"]}, x, mask=None,
-                                                  train=False)
+    for name in ("block0", "block1"):
+      x = block({"params": params[name]}, x, mask=None, train=False)
     x = jax.nn.standardize(x, axis=-1, epsilon=1e-6)
     x = x * params["final_norm"]["scale"][None, None] + params["final_norm"]["bias"][None, None]
     pooled = jnp.mean(x, axis=1)
@@ -102,17 +133,17 @@ def test_transformer_mean_pooling_matches_layers(key):
 def test_transformer_cls_pooling_has_class_token(key):
   model = _small_model(pooling="cls")
 
-  params = model.init(key, IDS)["params"]
+  params = _init(model, key, IDS)["params"]
 
   assert params["class_token"].shape == (8,)
 
 
 def test_transformer_dropout_only_in_training(key):
-  model = _small_model(dropout_rate=0.3)
-  variables = model.init(key, IDS)
+  model = _small_model()
+  variables = _init(model, key, IDS)
 
-  evaluated = [model.apply(variables, IDS, train=False) for _ in range(2)]
-  trained = [model.apply(variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
+  evaluated = [_apply(model, variables, IDS, train=False) for _ in range(2)]
+  trained = [_apply(model, variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
              for seed in (1, 2)]
 
   np.testing.assert_array_equal(evaluated[0], evaluated[1])
@@ -121,9 +152,9 @@ def test_transformer_dropout_only_in_training(key):
 
 def test_transformer_exposes_attention_weights(key):
   model = _small_model()
-  variables = model.init(key, IDS)
+  variables = _init(model, key, IDS)
 
-  _, state_ = model.apply(variables, IDS, mutable=["intermediates"])
+  _, state_ = _apply(model, variables, IDS, mutable="intermediates")
 
   (weights,) = state_["intermediates"]["block0"]["attention"]["attention_weights"]
   assert weights.shape == (3, 2, 6, 6)
@@ -133,15 +164,15 @@ def test_transformer_rejects_too_long_input_for_learned_positions(key):
   model = _small_model(max_positions=5)
 
   with pytest.raises(ValueError, match="max_positions=5"):
-    model.init(key, IDS)
+    jax.eval_shape(model.init, key, IDS)
 
 
 def test_transformer_cls_needs_one_more_position(key):
   ids = np.ones((1, 5), np.int32)
 
-  _small_model(max_positions=5).init(key, ids)
+  jax.eval_shape(_small_model(max_positions=5).init, key, ids)
   with pytest.raises(ValueError, match="6 steps"):
-    _small_model(max_positions=5, pooling="cls").init(key, ids)
+    jax.eval_shape(_small_model(max_positions=5, pooling="cls").init, key, ids)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -151,3 +182,18 @@ def test_transformer_cls_needs_one_more_position(key):
 def test_transformer_rejects_bad_settings(key, overrides, message):
   with pytest.raises(ValueError, match=message):
     _small_model(**overrides).init(key, IDS)
+
+
+@pytest.mark.parametrize("name", ["transformer_trec", "transformer_mr"])
+@pytest.mark.parametrize("variant", [None, "smoke"])
+def test_transformer_configs_build_model(name, variant):
+  config = importlib.import_module(f"experiments.configs.{name}").get_config(variant)
+  dataset = datasets.Dataset(train={}, test={}, num_classes=4, class_names=tuple("abcd"),
+                             vocab_size=config.data.vocab_size)
+  model = registry.create_model(config, dataset)
+  ids = jnp.zeros((2, config.data.max_len), jnp.int32)
+
+  logits = jax.eval_shape(lambda: model.apply(model.init(jax.random.key(0), ids), ids))
+
+  assert config.model.name == "transformer"
+  assert logits.shape == (2, 4)
