@@ -60,6 +60,11 @@ class Checkpointer:
       )
     options = ocp.CheckpointManagerOptions(
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
+        # With best_fn set, the manager reads the stored metrics of earlier checkpoints when it
+        # reopens a directory, so the best step survives a resume.
+        best_fn=lambda metrics: sign * metrics[metric],
+        best_mode="max",
+        keep_checkpoints_without_metrics=False,
         cleanup_tmp_directories=True,
         create=True,
     )

@@ -274,8 +274,10 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
   step = start_step
   stopped_early = False
 
-  if stopper.stopped:
-    last_step = step  # A run that stopped early stays stopped when run again.
+  if stopper.stopped or step > last_step:
+    # A run that stopped early stays stopped, and a workdir past this config's last step (say
+    # after lowering num_epochs) trains no further.
+    last_step = step
   with preemption.StopOnSignal() as stop_signal, progress.progress_bar(
       last_step, initial=start_step, desc="train", unit="step", enabled=show_progress
   ) as train_bar:

@@ -174,3 +174,14 @@ def test_reduce_on_plateau_scales_updates(tiny_cnn_config):
 
   plateau_state = result.state.opt_state[-1]
   assert float(plateau_state.scale) < 1.0
+
+
+def test_resume_with_fewer_epochs_only_evaluates(tiny_cnn_config):
+  loop.train_and_evaluate(tiny_cnn_config)
+
+  tiny_cnn_config.train.num_epochs = 1
+  result = loop.train_and_evaluate(tiny_cnn_config)
+
+  assert "train_step" not in result.trace_counts
+  assert int(result.state.step) == 16
+  assert result.eval_metrics["count"] == 100
