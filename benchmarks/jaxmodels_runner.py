@@ -62,6 +62,9 @@ def create_config(model: str, batch_size: int) -> ml_collections.ConfigDict:
   if model != "cnn":
     config.data.vocab_size = common.VOCAB_SIZE
     config.data.max_len = common.SEQUENCE_LENGTH
+  if model == "transformer":
+    # The TREC config tunes its dropout for accuracy; every framework here uses the same rate.
+    config.model.dropout_rate = common.TRANSFORMER_DROPOUT
   _check_sizes(model, config.model)
   return config
 

@@ -7,7 +7,8 @@ Run:
 Kim's settings: 300-dimensional embeddings trained from a random start, filter widths 3, 4
 and 5 with 100 maps each, dropout 0.5, batch 50. Kim trains with Adadelta and caps the l2
 norm of the last layer's weight vectors at 3. This config uses Adam with the warmup
-and cosine decay of `lstm_trec.py` for 8 epochs, and no norm cap.
+and cosine decay of `lstm_trec.py` for 8 epochs, and no norm cap
+(`--config.optim.max_norm=3` turns it on).
 """
 
 import ml_collections

@@ -10,8 +10,14 @@ load without reshaping:
   LSTM        {"kernel": [C, 4U], "recurrent_kernel": [U, 4U], "bias": [4U]}
   GRU         {"kernel": [C, 3U], "recurrent_kernel": [U, 3U], "bias": [2, 3U]}
 
-Inputs are batch-major `[B, T, C]`. The input projection of all time steps is one matrix
-product taken before the scan, so each scan step does a single `[B, U] @ [U, G*U]` product.
+Inputs are batch-major `[B, T, C]`. Each scan step projects its own input and the previous
+state, `x_t W + h_{t-1} R + b`.
+
+Gradients: the LSTM has a hand-written backward pass (`gradient="manual"`, the default) that
+scans back through time carrying only the state gradients and stacks the gate gradients
+f[T, B, 4U]; the kernel, recurrent-kernel and input gradients are then one matrix product
+each over all T * B rows, instead of T small products accumulated inside the loop. The other
+layers, and the LSTM with `gradient="autodiff"`, are differentiated by JAX.
 
 Return convention: every layer returns a tuple `(outputs, final_state)`. `outputs` is
 `[B, T, U]` with `return_sequences=True`, else the final hidden state `[B, U]`. The state is
@@ -28,6 +34,7 @@ sequence's last real step. Its outputs stay aligned with the input positions, un
 """
 
 from collections.abc import Callable
+import functools
 from typing import Any
 
 import jax
@@ -37,6 +44,7 @@ Params = dict[str, Any]
 State = jax.Array | tuple[jax.Array, jax.Array]
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+_GRADIENTS = ("manual", "autodiff")
 
 
 def _check_params(name: str, params: Params, x: jax.Array, num_gates: int,
@@ -105,6 +113,11 @@ def _initial_state(name: str, initial_state: Any, x: jax.Array, units: int,
   return tuple(state.astype(x.dtype) for state in states)
 
 
+def _check_unroll(name: str, unroll: Any) -> None:
+  if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
+    raise ValueError(f"{name}: unroll must be a positive int, got {unroll!r}")
+
+
 def _time_major(x: jax.Array) -> jax.Array:
   """Return f[T, B, C] inputs, because scan runs over axis 0.
 
@@ -121,8 +134,7 @@ def _run(name: str,
          reverse: bool, return_sequences: bool,
          unroll: int) -> tuple[jax.Array, tuple[jax.Array, ...]]:
   """Scan `cell` over time-major inputs `xs` f[T, B, C] and return (outputs, final state)."""
-  if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
-    raise ValueError(f"{name}: unroll must be a positive int, got {unroll!r}")
+  _check_unroll(name, unroll)
 
   ms = None if mask is None else jnp.swapaxes(mask, 0, 1)[:, :, None]  # [T, B, 1]
 
@@ -204,6 +216,7 @@ def lstm(
     reverse: bool = False,
     return_sequences: bool = False,
     unroll: int = 1,
+    gradient: str = "manual",
 ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
   """Run an LSTM with Keras gate order i, f, c, o and sigmoid gates.
 
@@ -226,6 +239,10 @@ def lstm(
       positions.
     return_sequences: return the hidden state of every step instead of the final one.
     unroll: scan steps unrolled per loop iteration, passed to `jax.lax.scan`.
+    gradient: "manual" differentiates with a hand-written backward pass that scans back
+      through time and then forms each weight gradient as one matrix product over all
+      steps. "autodiff" lets JAX differentiate the scan, which is slower on CPU but also
+      supports forward mode (`jax.jvp`, `jax.jacfwd`, `jax.hessian`).
 
   Returns:
     (outputs, (h, c)): outputs f[B, T, U] if `return_sequences` else f[B, U], and the
@@ -233,9 +250,11 @@ def lstm(
 
   Raises:
     ValueError: on an `x` that is not a rank-3 float array, a parameter, mask or
-      initial state of the wrong shape, a mask that is not bool, or an `unroll` that
-      is not a positive int.
+      initial state of the wrong shape, a mask that is not bool, an `unroll` that
+      is not a positive int, or an unknown `gradient`.
   """
+  if gradient not in _GRADIENTS:
+    raise ValueError(f"lstm: gradient must be one of {_GRADIENTS}, got {gradient!r}")
   x = jnp.asarray(x)
   units = _check_params("lstm", params, x, 4, None)
   mask = _check_mask("lstm", mask, x)
@@ -246,17 +265,132 @@ def lstm(
 
   xs = _time_major(x)  # [T, B, C]
 
-  def cell(carry, x_t):
-    h, c = carry
-    z = x_t @ kernel + bias[None, :] + h @ recurrent_kernel  # [B, 4U]
-    z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
-    c = jax.nn.sigmoid(z_f) * c + jax.nn.sigmoid(z_i) * jnp.tanh(z_g)
-    h = jax.nn.sigmoid(z_o) * jnp.tanh(c)
-    return h, c
+  if gradient == "autodiff":
+    def cell(carry, x_t):
+      h, c = carry
+      new_h, new_c, _ = _lstm_cell(kernel, recurrent_kernel, bias, x_t, h, c)
+      return new_h, new_c
 
-  outputs, (h, c) = _run("lstm", cell, xs, mask, state, reverse=reverse,
-                         return_sequences=return_sequences, unroll=unroll)
+    outputs, (h, c) = _run("lstm", cell, xs, mask, state, reverse=reverse,
+                           return_sequences=return_sequences, unroll=unroll)
+    return outputs, (h, c)
+
+  _check_unroll("lstm", unroll)
+  ms = None if mask is None else jnp.swapaxes(mask, 0, 1)[:, :, None]  # [T, B, 1]
+  ys, h, c = _lstm_scan(reverse, return_sequences, unroll, kernel, recurrent_kernel, bias,
+                        xs, ms, *state)
+  outputs = jnp.swapaxes(ys, 0, 1) if return_sequences else h  # [B, T, U] | [B, U]
   return outputs, (h, c)
+
+
+def _lstm_cell(kernel: jax.Array, recurrent_kernel: jax.Array, bias: jax.Array,
+               x_t: jax.Array, h: jax.Array, c: jax.Array
+               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Return (h_t, c_t, z_t) of one LSTM step, where z_t f[B, 4U] are the gate pre-activations."""
+  z = x_t @ kernel + bias[None, :] + h @ recurrent_kernel  # [B, 4U]
+  i, f, g, o = _lstm_gates(z)
+  new_c = f * c + i * g
+  return o * jnp.tanh(new_c), new_c, z
+
+
+def _lstm_gates(z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  """Split pre-activations f[B, 4U] into the activated gates i, f, g, o, each f[B, U]."""
+  z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
+  return jax.nn.sigmoid(z_i), jax.nn.sigmoid(z_f), jnp.tanh(z_g), jax.nn.sigmoid(z_o)
+
+
+def _lstm_forward(reverse: bool, return_sequences: bool, unroll: int, kernel: jax.Array,
+                  recurrent_kernel: jax.Array, bias: jax.Array, xs: jax.Array,
+                  ms: jax.Array | None, h0: jax.Array, c0: jax.Array, *,
+                  keep_residuals: bool) -> tuple[tuple[Any, ...], Any]:
+  """Scan the LSTM over xs f[T, B, C] and return ((ys, h, c), per-step residuals or None)."""
+
+  def step(carry, inputs):
+    h, c = carry
+    x_t, m_t = inputs
+    new_h, new_c, z = _lstm_cell(kernel, recurrent_kernel, bias, x_t, h, c)
+    y_t = new_h
+    if m_t is not None:
+      # Masked steps keep the old state and output zeros.
+      y_t = jnp.where(m_t, new_h, jnp.zeros_like(new_h))
+      new_h, new_c = jnp.where(m_t, new_h, h), jnp.where(m_t, new_c, c)
+    residuals = (h, c, z) if keep_residuals else None
+    return (new_h, new_c), (y_t if return_sequences else None, residuals)
+
+  (h, c), (ys, residuals) = jax.lax.scan(step, (h0, c0), (xs, ms), reverse=reverse,
+                                         unroll=unroll)
+  return (ys, h, c), residuals
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _lstm_scan(reverse, return_sequences, unroll, kernel, recurrent_kernel, bias, xs, ms,
+               h0, c0):
+  """Run the LSTM over time-major xs f[T, B, C] and return (ys f[T, B, U] or None, h, c)."""
+  outputs, _ = _lstm_forward(reverse, return_sequences, unroll, kernel, recurrent_kernel,
+                             bias, xs, ms, h0, c0, keep_residuals=False)
+  return outputs
+
+
+def _lstm_scan_fwd(reverse, return_sequences, unroll, kernel, recurrent_kernel, bias, xs, ms,
+                   h0, c0):
+  outputs, (hs, cs, zs) = _lstm_forward(
+      reverse, return_sequences, unroll, kernel, recurrent_kernel, bias, xs, ms, h0, c0,
+      keep_residuals=True)
+  return outputs, (kernel, recurrent_kernel, xs, ms, hs, cs, zs)
+
+
+def _lstm_scan_bwd(reverse, return_sequences, unroll, residuals, cotangents):
+  """Scan back through time carrying (dh, dc), then take the weight gradients in one product each.
+
+  hs and cs are the states entering each step and zs the gate pre-activations f[T, B, 4U].
+  The gates and tanh(c_t) are recomputed from them, which costs less on CPU than storing them.
+  """
+  kernel, recurrent_kernel, xs, ms, hs, cs, zs = residuals
+  d_ys, d_h, d_c = cotangents
+  if not return_sequences:
+    d_ys = None
+
+  def step(carry, inputs):
+    d_h, d_c = carry  # Gradients with respect to the state leaving this step.
+    d_y, m_t, c_prev, z = inputs
+    d_new_h = d_h if d_y is None else d_h + d_y
+    d_new_c = d_c
+    if m_t is not None:
+      # A masked step passed the old state through and output zeros.
+      d_new_h = jnp.where(m_t, d_new_h, jnp.zeros_like(d_new_h))
+      d_new_c = jnp.where(m_t, d_new_c, jnp.zeros_like(d_new_c))
+
+    i, f, g, o = _lstm_gates(z)  # [B, U] each
+    tanh_c = jnp.tanh(f * c_prev + i * g)
+    d_cell = d_new_c + d_new_h * o * (1 - tanh_c * tanh_c)  # Total gradient of c_t.
+    d_z = jnp.concatenate([
+        d_cell * g * i * (1 - i),
+        d_cell * c_prev * f * (1 - f),
+        d_cell * i * (1 - g * g),
+        d_new_h * tanh_c * o * (1 - o),
+    ], axis=-1)  # [B, 4U]
+
+    d_h_prev = d_z @ recurrent_kernel.T  # [B, U]
+    d_c_prev = d_cell * f
+    if m_t is not None:
+      d_h_prev = d_h_prev + jnp.where(m_t, jnp.zeros_like(d_h), d_h)
+      d_c_prev = d_c_prev + jnp.where(m_t, jnp.zeros_like(d_c), d_c)
+    return (d_h_prev, d_c_prev), d_z
+
+  (d_h0, d_c0), d_zs = jax.lax.scan(step, (d_h, d_c), (d_ys, ms, cs, zs),
+                                    reverse=not reverse, unroll=unroll)
+
+  # One product over all T * B rows for each weight and for the inputs.
+  steps, batch, features = xs.shape
+  d_z2 = d_zs.reshape(steps * batch, -1)  # [T * B, 4U]
+  d_kernel = xs.reshape(steps * batch, features).T @ d_z2  # [C, 4U]
+  d_recurrent_kernel = hs.reshape(steps * batch, -1).T @ d_z2  # [U, 4U]
+  d_bias = jnp.sum(d_z2, axis=0)  # [4U]
+  d_xs = (d_z2 @ kernel.T).reshape(steps, batch, features)  # [T, B, C]
+  return d_kernel, d_recurrent_kernel, d_bias, d_xs, None, d_h0, d_c0
+
+
+_lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
 
 
 def gru(

@@ -39,6 +39,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.eps = 1e-7  # Keras's default epsilon for Adam and RMSprop.
   config.optim.rho = 0.9  # RMSprop's decay of the squared-gradient average.
   config.optim.momentum = 0.0
+  # Cap of the l2 norm of each class's weight vector in the layer named max_norm_layer,
+  # applied after every update as Kim (2014) does; 0 turns it off.
+  config.optim.max_norm = 0.0
+  config.optim.max_norm_layer = "logits"
   # Scale the learning rate by `factor` when the epoch's training loss stops improving.
   config.optim.reduce_on_plateau = ml_collections.ConfigDict()
   config.optim.reduce_on_plateau.enabled = False

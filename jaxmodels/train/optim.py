@@ -4,6 +4,8 @@ import ml_collections
 import optax
 import optax.contrib
 
+from jaxmodels.models import text_cnn
+
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "warmup_cosine")
 
@@ -41,6 +43,10 @@ def create_optimizer(
   by `factor` whenever the epoch's mean training loss has not improved for `patience` epochs,
   as Keras's `ReduceLROnPlateau(monitor="loss")` does. Its state lives in the optimizer state,
   so a resumed run continues it exactly. The train step passes the loss as `value`.
+
+  With `optim.max_norm > 0`, every column of `params[optim.max_norm_layer]["kernel"]` (the
+  weight vector of one class in a Dense output layer) is rescaled after each update so that
+  its l2 norm is at most `max_norm` (`jaxmodels.models.text_cnn.max_norm_transform`).
   """
   schedule = create_schedule(optim, total_steps=total_steps)
   transforms = []
@@ -85,4 +91,8 @@ def create_optimizer(
             min_scale=plateau.min_scale,
         )
     )
+
+  # Last, so that it projects the final update.
+  if optim.max_norm > 0:
+    transforms.append(text_cnn.max_norm_transform(optim.max_norm, layer=optim.max_norm_layer))
   return optax.chain(*transforms), schedule

@@ -65,7 +65,7 @@ def validate_config(
       optim.learning_rate > 0,
       f"config.optim.learning_rate={optim.learning_rate} must be positive.",
   )
-  for name in ("warmup_steps", "clip_norm", "weight_decay", "momentum"):
+  for name in ("warmup_steps", "clip_norm", "weight_decay", "momentum", "max_norm"):
     value = optim[name]
     _require(value >= 0, f"config.optim.{name}={value} must be zero (off) or positive.")
 

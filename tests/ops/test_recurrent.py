@@ -254,20 +254,64 @@ def test_recurrent_masked_gradients(kind):
   assert np.any(x_grads[mask] != 0.0)
 
 
-@pytest.mark.parametrize("kind", CELLS)
-def test_recurrent_check_grads(kind):
-  fn = JITTED[kind]
+# The LSTM's default backward pass is hand-written (jax.custom_vjp), so it has reverse mode
+# only. With gradient="autodiff" it also has forward mode.
+@pytest.mark.parametrize("kind, options, modes", [
+    ("simple_rnn", {}, ("fwd", "rev")),
+    ("gru", {}, ("fwd", "rev")),
+    ("lstm", {}, ("rev",)),
+    ("lstm", {"gradient": "autodiff"}, ("fwd", "rev")),
+])
+def test_recurrent_check_grads(kind, options, modes):
+  fn = CELLS[kind][0]
   params = _random_params(kind, units=2, in_features=3)
   x = _inputs(batch=2, steps=3, features=3)
   mask = _right_padding([3, 2], steps=3)
 
+  @jax.jit
   def f(params, x):
-    outputs, _ = fn(params, x, mask=mask, return_sequences=True)
+    outputs, _ = fn(params, x, mask=mask, return_sequences=True, **options)
     return outputs
 
   # Finite differences in float32 with eps=1e-3 are only accurate to about 1e-2.
-  check_grads(f, (params, x), order=1, modes=("fwd", "rev"), eps=1e-3, atol=1e-2,
-              rtol=1e-2)
+  check_grads(f, (params, x), order=1, modes=modes, eps=1e-3, atol=1e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize("padding", ["none", "right", "left"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("with_initial_state", [False, True])
+def test_lstm_manual_gradient_matches_autodiff(padding, reverse, return_sequences,
+                                               with_initial_state):
+  params, x = _random_params("lstm"), _inputs()
+  mask = {"none": None, "right": _right_padding([T, 2, 0]),
+          "left": _left_padding([T, 4, 0])}[padding]
+  initial_state = _random_state("lstm", seed=3) if with_initial_state else None
+  rng = np.random.default_rng(4)
+  output_shape = (B, T, U) if return_sequences else (B, U)
+  weights = [rng.standard_normal(shape).astype(np.float32)
+             for shape in (output_shape, (B, U), (B, U))]
+
+  def loss(params, x, initial_state, gradient):
+    outputs, (h, c) = recurrent.lstm(
+        params, x, mask=mask, initial_state=initial_state, reverse=reverse,
+        return_sequences=return_sequences, gradient=gradient)
+    return (jnp.sum(outputs * weights[0]) + jnp.sum(h * weights[1])
+            + jnp.sum(c * weights[2]))
+
+  grad_fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)), static_argnums=3)
+  manual_value, manual = grad_fn(params, x, initial_state, "manual")
+  autodiff_value, autodiff = grad_fn(params, x, initial_state, "autodiff")
+
+  np.testing.assert_allclose(manual_value, autodiff_value, rtol=RTOL)
+  for got, expected in zip(jax.tree.leaves(manual), jax.tree.leaves(autodiff)):
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+  # A sequence made only of padding passes its initial state through unchanged.
+  if padding != "none":
+    np.testing.assert_array_equal(manual[1][2], 0.0)
+    if with_initial_state:
+      np.testing.assert_array_equal(manual[2][0][2], weights[1][2] + (
+          0.0 if return_sequences else weights[0][2]))
 
 
 @pytest.mark.parametrize("kind", CELLS)
@@ -505,6 +549,11 @@ def test_recurrent_mask_not_bool():
 def test_lstm_initial_state_not_pair():
   with pytest.raises(ValueError, match="lstm: initial_state must be a tuple of 2"):
     recurrent.lstm(_random_params("lstm"), _inputs(), initial_state=np.zeros((B, U)))
+
+
+def test_lstm_bad_gradient():
+  with pytest.raises(ValueError, match="lstm: gradient must be one of"):
+    recurrent.lstm(_random_params("lstm"), _inputs(), gradient="numeric")
 
 
 def test_recurrent_bad_unroll():

@@ -176,6 +176,32 @@ def test_reduce_on_plateau_scales_updates(tiny_cnn_config):
   assert float(plateau_state.scale) < 1.0
 
 
+def test_max_norm_caps_output_columns(tiny_cnn_config):
+  config = tiny_cnn_config
+  config.optim.learning_rate = 3e-3
+  config.optim.max_norm = 0.5
+
+  result = loop.train_and_evaluate(config)
+
+  params = result.state.params
+  norms = np.linalg.norm(np.asarray(params["logits"]["kernel"]), axis=0)  # [K]
+  assert np.all(norms <= 0.5 * (1 + 1e-6)), norms
+  # The cap acted: with it off, the same run ends with larger columns.
+  config.optim.max_norm = 0.0
+  config.workdir = config.workdir + "_uncapped"
+  uncapped = loop.train_and_evaluate(config).state.params["logits"]["kernel"]
+  assert np.max(np.linalg.norm(np.asarray(uncapped), axis=0)) > 0.5
+
+
+def test_max_norm_unknown_layer_is_named(tiny_cnn_config):
+  config = tiny_cnn_config
+  config.optim.max_norm = 3.0
+  config.optim.max_norm_layer = "classifier"
+
+  with pytest.raises(ValueError, match="'classifier'"):
+    loop.train_and_evaluate(config)
+
+
 def test_resume_with_fewer_epochs_only_evaluates(tiny_cnn_config):
   loop.train_and_evaluate(tiny_cnn_config)
 

@@ -1,0 +1,66 @@
+"""Prototype: the LSTM with a hand-written backward pass against JAX's derivative of the scan.
+
+  python benchmarks/prototypes/lstm_gradient.py [--model=lstm] [--batch-sizes=32,128]
+
+`jaxmodels.ops.recurrent.lstm` takes `gradient="manual"` (its default) or `gradient="autodiff"`.
+The manual backward pass scans back through time carrying only (dh, dc) and stacks the gate
+gradients, then forms the kernel, recurrent-kernel and input gradients as three large matrix
+products after the scan. JAX's derivative of the forward scan instead accumulates small
+per-step weight products inside the loop. This prototype compiles the jaxmodels train step
+with each and times them in turns.
+"""
+
+import argparse
+import functools
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import common  # pylint: disable=g-import-not-at-top
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--model", default="lstm", choices=("lstm", "lstm_attention"))
+  parser.add_argument("--batch-sizes", default="32,128")
+  parser.add_argument("--rounds", type=int, default=7)
+  args = parser.parse_args()
+
+  import jaxmodels_runner  # pylint: disable=g-import-not-at-top
+  from jaxmodels.ops import recurrent  # pylint: disable=g-import-not-at-top
+
+  original = recurrent.lstm
+  variants = {"autodiff": functools.partial(original, gradient="autodiff"),
+              "manual": functools.partial(original, gradient="manual")}
+
+  print("| model | batch | JAX derivative (ex/s) | manual backward (ex/s) | manual / JAX |")
+  print("|---|---:|---:|---:|---:|")
+  for batch_size in common.parse_batch_sizes(args.batch_sizes):
+    trainers = {}
+    for name, lstm in variants.items():
+      # Layers look the op up at trace time, so each trainer compiles with the one set here.
+      recurrent.lstm = lstm
+      trainers[name] = jaxmodels_runner.create_trainer(args.model, batch_size, seed=0)
+      trainers[name].run(3)
+    recurrent.lstm = original
+
+    calls = max(3, 1024 // batch_size)
+    rates = {name: [] for name in trainers}
+    for _ in range(args.rounds):
+      for name, trainer in trainers.items():
+        start = time.perf_counter()
+        trainer.run(calls)
+        rates[name].append(calls * batch_size / (time.perf_counter() - start))
+    autodiff, manual = (float(np.median(rates[name])) for name in variants)
+    print(f"| {args.model} | {batch_size} | {autodiff:,.0f} | {manual:,.0f} | "
+          f"{manual / autodiff:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+  jax.config.parse_flags_with_absl()
+  main()
