@@ -19,6 +19,7 @@ import os
 import platform
 import select
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,16 @@ class Worker:
     self.process.stdin.write(command.encode() + b"\n")
     self.process.stdin.flush()
 
+  def pause(self) -> None:
+    """Stop the worker process (SIGSTOP) so that it takes no CPU time."""
+    if self.process.poll() is None:
+      os.kill(self.process.pid, signal.SIGSTOP)
+
+  def resume(self) -> None:
+    """Continue a stopped worker process (SIGCONT)."""
+    if self.process.poll() is None:
+      os.kill(self.process.pid, signal.SIGCONT)
+
   def log_tail(self, num_lines: int = 15) -> str:
     self.log.flush()
     with open(self.log_path, encoding="utf-8", errors="replace") as file:
@@ -156,6 +167,15 @@ def run_row(model: str, batch_size: int, args, log_dir: str) -> list[Result]:
 
     for _ in range(args.rounds):
       for name, worker in list(workers.items()):
+        # The other workers are stopped while this one is timed. Left running, idle workers
+        # slowed each other: on the Transformer at batch 128, jaxmodels ran at 476 examples/s
+        # next to a two-thread PyTorch worker and at 718 with it stopped, PyTorch at 763
+        # and 937.
+        for other in workers.values():
+          if other is worker:
+            other.resume()
+          else:
+            other.pause()
         try:
           worker.send(f"run {results[name].steps_per_window}")
           results[name].window_seconds.append(worker.receive(args.timeout)["seconds"])
@@ -164,6 +184,8 @@ def run_row(model: str, batch_size: int, args, log_dir: str) -> list[Result]:
           worker.close()
           del workers[name]
 
+    for worker in workers.values():
+      worker.resume()
     for name, worker in workers.items():
       worker.send("exit")
       results[name].peak_rss_mib = worker.receive(args.timeout)["peak_rss_mib"]

@@ -1,5 +1,7 @@
 """Tests for jaxmodels.ops.attention against NumPy loops over batch, head and query."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -231,17 +233,81 @@ def test_dot_product_attention_xla_fully_masked_rows_differ():
                              rtol=RTOL, atol=ATOL)
 
 
-def test_dot_product_attention_check_grads():
+# The default backward pass is hand-written (jax.custom_vjp), so it has reverse mode only.
+# With gradient="autodiff" it also has forward mode.
+@pytest.mark.parametrize("gradient, modes", [("manual", ("rev",)),
+                                             ("autodiff", ("fwd", "rev"))])
+def test_dot_product_attention_check_grads(gradient, modes):
   query, key, value = (a[:, :2, :1, :2] for a in _qkv())  # T=2, S=2, N=1
   mask = np.array([True, False])[None, None, None, :]
 
   def f(query, key, value):
-    return attention.dot_product_attention(query, key, value, mask=mask, causal=True)
+    return attention.dot_product_attention(query, key, value, mask=mask, causal=True,
+                                           gradient=gradient)
 
   # Finite differences in float32 with eps=1e-3 are only accurate to about 1e-2. jit keeps
   # the many small evaluations fast.
-  check_grads(jax.jit(f), (query, key, value), order=1, modes=("fwd", "rev"), eps=1e-3,
+  check_grads(jax.jit(f), (query, key, value), order=1, modes=modes, eps=1e-3,
               atol=1e-2, rtol=1e-2)
+
+
+def _attention_loss(query, key, value, mask, causal, gradient):
+  """Weight the output and the attention weights with fixed random factors and sum."""
+  out, weights = attention.dot_product_attention(
+      query, key, value, mask=mask, causal=causal, return_weights=True, gradient=gradient)
+  out_factor = _normal(40, out.shape)
+  weight_factor = _normal(41, weights.shape)
+  return jnp.sum(out * out_factor) + jnp.sum(weights * weight_factor)
+
+
+@pytest.mark.parametrize("case", MASK_CASES)
+@pytest.mark.parametrize("chunk_elements", [None, 1])
+def test_manual_gradient_matches_autodiff(case, chunk_elements, monkeypatch):
+  # chunk_elements=1 makes every example its own chunk, so lax.map runs over the batch.
+  if chunk_elements is not None:
+    monkeypatch.setattr(attention, "_CHUNK_ELEMENTS", chunk_elements)
+  mask, causal, _ = MASK_CASES[case]
+  query, key, value = _qkv()
+
+  grad_fn = jax.value_and_grad(_attention_loss, argnums=(0, 1, 2))
+  manual_loss, manual = jax.jit(grad_fn, static_argnums=(4, 5))(
+      query, key, value, mask, causal, "manual")
+  autodiff_loss, autodiff = jax.jit(grad_fn, static_argnums=(4, 5))(
+      query, key, value, mask, causal, "autodiff")
+
+  np.testing.assert_allclose(manual_loss, autodiff_loss, rtol=RTOL)
+  for got, expected in zip(manual, autodiff):
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_manual_gradient_partial_last_chunk(monkeypatch):
+  # 2 examples per chunk over a batch of 5: two chunks in lax.map and one of 1 example.
+  monkeypatch.setattr(attention, "_CHUNK_ELEMENTS", 2 * N * T * S)
+  query, key, value = (_normal(seed, (5, steps, N, depth)) for seed, steps, depth in
+                       ((50, T, D), (51, S, D), (52, S, DV)))
+  lengths = np.array([5, 0, 3, 1, 4])
+  mask = attention.padding_mask(np.arange(S)[None, :] < lengths[:, None])
+
+  manual_out, manual_weights = attention.dot_product_attention(
+      query, key, value, mask=mask, return_weights=True)
+  expected_out, expected_weights = _reference_attention(
+      query, key, value, np.broadcast_to(mask, (5, N, T, S)))
+  np.testing.assert_allclose(manual_out, expected_out, rtol=RTOL, atol=ATOL)
+  np.testing.assert_allclose(manual_weights, expected_weights, rtol=RTOL, atol=ATOL)
+
+  grad_fn = jax.jit(jax.grad(_attention_loss, argnums=(0, 1, 2)), static_argnums=(4, 5))
+  manual = grad_fn(query, key, value, mask, False, "manual")
+  autodiff = grad_fn(query, key, value, mask, False, "autodiff")
+  for got, expected in zip(manual, autodiff):
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+  # The example with no valid key gets zero gradients.
+  for grad in manual:
+    np.testing.assert_array_equal(grad[1], 0.0)
+
+
+def test_dot_product_attention_bad_gradient():
+  with pytest.raises(ValueError, match="gradient must be one of"):
+    attention.dot_product_attention(*_qkv(), gradient="numeric")
 
 
 def test_dot_product_attention_jit_matches_eager():
@@ -415,14 +481,17 @@ def test_multi_head_attention_check_grads():
   query_inputs, kv_inputs = _normal(23, (1, 2, 2)), _normal(24, (1, 3, 2))
   mask = np.array([True, True, False])[None, None, None, :]
 
-  def f(params, query_inputs, kv_inputs):
+  def f(params, query_inputs, kv_inputs, gradient):
     return attention.multi_head_attention(params, query_inputs, kv_inputs, num_heads=1,
-                                          mask=mask)
+                                          mask=mask, gradient=gradient)
 
   # Finite differences in float32 with eps=1e-3 are only accurate to about 1e-2. jit keeps
-  # the many small evaluations fast.
-  check_grads(jax.jit(f), (params, query_inputs, kv_inputs), order=1, modes=("fwd", "rev"),
-              eps=1e-3, atol=1e-2, rtol=1e-2)
+  # the many small evaluations fast. The default hand-written backward pass has reverse
+  # mode only.
+  for gradient, modes in (("manual", ("rev",)), ("autodiff", ("fwd", "rev"))):
+    check_grads(jax.jit(functools.partial(f, gradient=gradient)),
+                (params, query_inputs, kv_inputs), order=1, modes=modes, eps=1e-3,
+                atol=1e-2, rtol=1e-2)
 
 
 def test_multi_head_attention_jit_and_eval_shape():
