@@ -11,9 +11,12 @@ import dataclasses
 import importlib
 import os
 import sys
+import time
+from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 
 import common
 
@@ -63,7 +66,7 @@ def create_config(model: str, batch_size: int) -> ml_collections.ConfigDict:
     config.data.vocab_size = common.VOCAB_SIZE
     config.data.max_len = common.SEQUENCE_LENGTH
   if model == "transformer":
-    # The TREC config tunes its dropout for accuracy; every framework here uses the same rate.
+    # The TREC config tunes its dropout for accuracy, and every framework here uses this rate.
     config.model.dropout_rate = common.TRANSFORMER_DROPOUT
   _check_sizes(model, config.model)
   return config
@@ -138,6 +141,36 @@ class Trainer:
 def create_trainer(model: str, batch_size: int, *, seed: int) -> Trainer:
   """Build a jaxmodels trainer."""
   return Trainer(model, batch_size, seed=seed)
+
+
+def compare_variants(model: str, batch_size: int, module: Any, attribute: str,
+                     variants: dict[str, Any], *, rounds: int,
+                     examples_per_window: int = 1024) -> dict[str, float]:
+  """Time the train step of `model` with `module.attribute` replaced by each variant.
+
+  Each trainer compiles while its variant is in place (models look ops up at trace time),
+  and the original is restored afterwards. Timed windows of at least `examples_per_window`
+  examples (and 3 steps) alternate between the variants. Returns the median examples/s of
+  each.
+  """
+  original = getattr(module, attribute)
+  trainers = {}
+  try:
+    for name, variant in variants.items():
+      setattr(module, attribute, variant)
+      trainers[name] = create_trainer(model, batch_size, seed=0)
+      trainers[name].run(3)
+  finally:
+    setattr(module, attribute, original)
+
+  steps = max(3, examples_per_window // batch_size)
+  rates = {name: [] for name in trainers}
+  for _ in range(rounds):
+    for name, trainer in trainers.items():
+      start = time.perf_counter()
+      trainer.run(steps)
+      rates[name].append(steps * batch_size / (time.perf_counter() - start))
+  return {name: float(np.median(values)) for name, values in rates.items()}
 
 
 def versions() -> dict[str, str]:

@@ -149,22 +149,10 @@ def compare_train_steps(batch_sizes: tuple[int, ...], rounds: int) -> None:
   print("\n| CNN train step | batch | lax conv (ex/s) | im2col (ex/s) | im2col / lax |")
   print("|---|---:|---:|---:|---:|")
   for batch_size in batch_sizes:
-    trainers = {}
-    for name, conv in (("lax", original), ("im2col", conv2d_prototype)):
-      # Layers look the op up at trace time, so the trainer compiles with the one set here.
-      conv_ops.conv2d = conv
-      trainers[name] = jaxmodels_runner.create_trainer("cnn", batch_size, seed=0)
-      trainers[name].run(5)
-    conv_ops.conv2d = original
-
-    calls = max(5, 4096 // batch_size)
-    rates = {name: [] for name in trainers}
-    for _ in range(rounds):
-      for name, trainer in trainers.items():
-        start = time.perf_counter()
-        trainer.run(calls)
-        rates[name].append(calls * batch_size / (time.perf_counter() - start))
-    lax_rate, im2col_rate = (float(np.median(rates[name])) for name in ("lax", "im2col"))
+    rates = jaxmodels_runner.compare_variants(
+        "cnn", batch_size, conv_ops, "conv2d", {"lax": original, "im2col": conv2d_prototype},
+        rounds=rounds, examples_per_window=4096)
+    lax_rate, im2col_rate = rates["lax"], rates["im2col"]
     print(f"| cnn | {batch_size} | {lax_rate:,.0f} | {im2col_rate:,.0f} | "
           f"{im2col_rate / lax_rate:.2f} |")
 

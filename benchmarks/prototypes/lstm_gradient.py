@@ -14,10 +14,6 @@ import argparse
 import functools
 import os
 import sys
-import time
-
-import jax
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,33 +30,17 @@ def main() -> None:
   import jaxmodels_runner  # pylint: disable=g-import-not-at-top
   from jaxmodels.ops import recurrent  # pylint: disable=g-import-not-at-top
 
-  original = recurrent.lstm
-  variants = {"autodiff": functools.partial(original, gradient="autodiff"),
-              "manual": functools.partial(original, gradient="manual")}
+  variants = {"autodiff": functools.partial(recurrent.lstm, gradient="autodiff"),
+              "manual": functools.partial(recurrent.lstm, gradient="manual")}
 
   print("| model | batch | JAX derivative (ex/s) | manual backward (ex/s) | manual / JAX |")
   print("|---|---:|---:|---:|---:|")
   for batch_size in common.parse_batch_sizes(args.batch_sizes):
-    trainers = {}
-    for name, lstm in variants.items():
-      # Layers look the op up at trace time, so each trainer compiles with the one set here.
-      recurrent.lstm = lstm
-      trainers[name] = jaxmodels_runner.create_trainer(args.model, batch_size, seed=0)
-      trainers[name].run(3)
-    recurrent.lstm = original
-
-    calls = max(3, 1024 // batch_size)
-    rates = {name: [] for name in trainers}
-    for _ in range(args.rounds):
-      for name, trainer in trainers.items():
-        start = time.perf_counter()
-        trainer.run(calls)
-        rates[name].append(calls * batch_size / (time.perf_counter() - start))
-    autodiff, manual = (float(np.median(rates[name])) for name in variants)
-    print(f"| {args.model} | {batch_size} | {autodiff:,.0f} | {manual:,.0f} | "
-          f"{manual / autodiff:.2f} |", flush=True)
+    rates = jaxmodels_runner.compare_variants(args.model, batch_size, recurrent, "lstm",
+                                              variants, rounds=args.rounds)
+    print(f"| {args.model} | {batch_size} | {rates['autodiff']:,.0f} | {rates['manual']:,.0f} | "
+          f"{rates['manual'] / rates['autodiff']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
-  jax.config.parse_flags_with_absl()
   main()

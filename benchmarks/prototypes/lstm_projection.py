@@ -1,20 +1,22 @@
-"""Prototype: the LSTM input projection inside the scan step instead of before the scan.
+"""Prototype: the LSTM input projection before the scan instead of inside each step.
 
   python benchmarks/prototypes/lstm_projection.py [--model=lstm] [--batch-sizes=32,128]
 
-`jaxmodels.ops.recurrent.lstm` projects the inputs of all steps with one product before
-`lax.scan`, so each step multiplies only the recurrent kernel. Keras's LSTM (JAX back end)
-projects x_t inside each step. With two stacked LSTMs, as in the tutorial models, XLA's CPU back
-end ran the Keras form faster in this benchmark. This prototype swaps `recurrent.lstm` (in this
-process only) for the per-step form and times the jaxmodels train step with each, in turns.
+`jaxmodels.ops.recurrent.lstm` multiplies x_t by the kernel inside each scan step, as Keras's
+LSTM (JAX back end) does. The common alternative projects the inputs of all steps with one
+product before `lax.scan`, so that each step multiplies only the recurrent kernel. This
+prototype swaps `recurrent.lstm` (in this process only) for that form, checks it against the
+op, and times the jaxmodels train step with each, in turns. Both let JAX differentiate the
+scan (`gradient="autodiff"`), because the op's hand-written backward pass exists only for the
+per-step form.
 
 Shape letters: B batch, T steps, C input features, U units.
 """
 
 import argparse
+import functools
 import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -25,23 +27,23 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # pylint: disable=g-import-not-at-top
 
 
-def lstm_per_step(params, x, *, mask=None, initial_state=None, reverse=False,
-                  return_sequences=False, unroll=1):
-  """Run `recurrent.lstm` with the input product inside the step; forward direction only."""
+def lstm_before_scan(params, x, *, mask=None, initial_state=None, reverse=False,
+                     return_sequences=False, unroll=1):
+  """Run `recurrent.lstm` with the input product before the scan, in the forward direction only."""
   if initial_state is not None or reverse:
     raise ValueError("the prototype supports neither initial_state nor reverse")
   kernel, recurrent_kernel, bias = (params[name] for name in
                                     ("kernel", "recurrent_kernel", "bias"))
   batch, units = x.shape[0], recurrent_kernel.shape[0]
-  xs = jnp.swapaxes(x, 0, 1)  # [T, B, C]
+  projected = jnp.swapaxes(x @ kernel + bias, 0, 1)  # [T, B, 4U]
   if mask is None:
     mask = jnp.ones(x.shape[:2], jnp.bool_)
   ms = jnp.swapaxes(mask, 0, 1)[:, :, None]  # [T, B, 1]
 
   def step(carry, inputs):
     h, c = carry
-    x_t, m_t = inputs
-    z = x_t @ kernel + h @ recurrent_kernel + bias  # [B, 4U]
+    z_x, m_t = inputs
+    z = z_x + h @ recurrent_kernel  # [B, 4U]
     z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
     new_c = jax.nn.sigmoid(z_f) * c + jax.nn.sigmoid(z_i) * jnp.tanh(z_g)
     new_h = jax.nn.sigmoid(z_o) * jnp.tanh(new_c)
@@ -52,7 +54,7 @@ def lstm_per_step(params, x, *, mask=None, initial_state=None, reverse=False,
     return carry, y_t
 
   zeros = jnp.zeros((batch, units), x.dtype)
-  (h, c), ys = jax.lax.scan(step, (zeros, zeros), (xs, ms), unroll=unroll)
+  (h, c), ys = jax.lax.scan(step, (zeros, zeros), (projected, ms), unroll=unroll)
   outputs = jnp.swapaxes(ys, 0, 1) if return_sequences else h  # [B, T, U] | [B, U]
   return outputs, (h, c)
 
@@ -67,7 +69,7 @@ def main() -> None:
   import jaxmodels_runner  # pylint: disable=g-import-not-at-top
   from jaxmodels.ops import recurrent  # pylint: disable=g-import-not-at-top
 
-  original = recurrent.lstm
+  per_step = functools.partial(recurrent.lstm, gradient="autodiff")
 
   # Both forms must agree before their speed means anything.
   key_x, key_p = jax.random.split(jax.random.key(0))
@@ -75,31 +77,18 @@ def main() -> None:
   params = recurrent.init_lstm(key_p, 5, 6)
   mask = jnp.arange(7)[None, :] < jnp.array([[7], [3], [1], [5]])
   for return_sequences in (True, False):
-    expected, _ = original(params, x, mask=mask, return_sequences=return_sequences)
-    actual, _ = lstm_per_step(params, x, mask=mask, return_sequences=return_sequences)
+    expected, _ = per_step(params, x, mask=mask, return_sequences=return_sequences)
+    actual, _ = lstm_before_scan(params, x, mask=mask, return_sequences=return_sequences)
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
 
-  print("| model | batch | projection before scan (ex/s) | inside step (ex/s) | inside / before |")
+  print("| model | batch | product before scan (ex/s) | inside step (ex/s) | inside / before |")
   print("|---|---:|---:|---:|---:|")
   for batch_size in common.parse_batch_sizes(args.batch_sizes):
-    trainers = {}
-    for name, lstm in (("before", original), ("inside", lstm_per_step)):
-      # Layers look the op up at trace time, so each trainer compiles with the one set here.
-      recurrent.lstm = lstm
-      trainers[name] = jaxmodels_runner.create_trainer(args.model, batch_size, seed=0)
-      trainers[name].run(3)
-    recurrent.lstm = original
-
-    calls = max(3, 1024 // batch_size)
-    rates = {name: [] for name in trainers}
-    for _ in range(args.rounds):
-      for name, trainer in trainers.items():
-        start = time.perf_counter()
-        trainer.run(calls)
-        rates[name].append(calls * batch_size / (time.perf_counter() - start))
-    before, inside = (float(np.median(rates[name])) for name in ("before", "inside"))
-    print(f"| {args.model} | {batch_size} | {before:,.0f} | {inside:,.0f} | "
-          f"{inside / before:.2f} |")
+    rates = jaxmodels_runner.compare_variants(
+        args.model, batch_size, recurrent, "lstm",
+        {"before": lstm_before_scan, "inside": per_step}, rounds=args.rounds)
+    print(f"| {args.model} | {batch_size} | {rates['before']:,.0f} | {rates['inside']:,.0f} | "
+          f"{rates['inside'] / rates['before']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

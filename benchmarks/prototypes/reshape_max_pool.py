@@ -77,7 +77,8 @@ max_pool_reshape.defvjp(_forward, _backward)
 
 
 def max_pool_lax(x: jax.Array, window: tuple[int, int]) -> jax.Array:
-  """Max-pool with `reduce_window`, as `jaxmodels.ops.pool.max_pool` does (the reference)."""
+  """Max-pool with `reduce_window` (the reference), as `jaxmodels.ops.pool.max_pool` does for
+  overlapping windows."""
   return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *window, 1), (1, *window, 1),
                                "VALID")
 
@@ -122,34 +123,27 @@ def compare_train_steps(batch_sizes: tuple[int, ...], rounds: int) -> None:
   import jaxmodels_runner  # pylint: disable=g-import-not-at-top
   from jaxmodels.ops import pool as pool_ops  # pylint: disable=g-import-not-at-top
 
-  original = pool_ops.max_pool
-
-  def max_pool_prototype(x, *, window, strides=None, padding="VALID"):
+  def check_window(x, window, strides, padding):
     window = tuple(window) if not isinstance(window, int) else (window, window)
     if strides not in (None, window) or padding != "VALID" or x.ndim != 4:
-      raise ValueError("the reshape prototype pools 4-D inputs with strides = window, VALID")
-    return max_pool_reshape(x, window)
+      raise ValueError("the prototype pools 4-D inputs with strides = window, VALID")
+    return window
+
+  def max_pool_reduce_window(x, *, window, strides=None, padding="VALID"):
+    return max_pool_lax(x, check_window(x, window, strides, padding))
+
+  def max_pool_prototype(x, *, window, strides=None, padding="VALID"):
+    return max_pool_reshape(x, check_window(x, window, strides, padding))
 
   print("\n| CNN train step | batch | reduce_window (ex/s) | reshape (ex/s) | "
         "reshape / reduce_window |")
   print("|---|---:|---:|---:|---:|")
   for batch_size in batch_sizes:
-    trainers = {}
-    for name, pool in (("lax", original), ("reshape", max_pool_prototype)):
-      # The model looks the op up at trace time, so each trainer compiles with the one set here.
-      pool_ops.max_pool = pool
-      trainers[name] = jaxmodels_runner.create_trainer("cnn", batch_size, seed=0)
-      trainers[name].run(5)
-    pool_ops.max_pool = original
-
-    calls = max(5, 2048 // batch_size)
-    rates = {name: [] for name in trainers}
-    for _ in range(rounds):
-      for name, trainer in trainers.items():
-        start = time.perf_counter()
-        trainer.run(calls)
-        rates[name].append(calls * batch_size / (time.perf_counter() - start))
-    lax_rate, reshape_rate = (float(np.median(rates[name])) for name in ("lax", "reshape"))
+    rates = jaxmodels_runner.compare_variants(
+        "cnn", batch_size, pool_ops, "max_pool",
+        {"lax": max_pool_reduce_window, "reshape": max_pool_prototype}, rounds=rounds,
+        examples_per_window=2048)
+    lax_rate, reshape_rate = rates["lax"], rates["reshape"]
     print(f"| cnn | {batch_size} | {lax_rate:,.0f} | {reshape_rate:,.0f} | "
           f"{reshape_rate / lax_rate:.2f} |")
 
