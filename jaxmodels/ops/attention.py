@@ -149,7 +149,8 @@ def dot_product_attention(
       backward pass (the softmax derivative written from the weights) and, on CPU,
       computes forward and backward passes in batch chunks whose logits fit in cache.
       "autodiff" computes the whole batch at once and lets JAX differentiate it, which
-      also supports forward mode (`jax.jvp`, `jax.jacfwd`). Both give the same values.
+      also supports forward mode (`jax.jvp`, `jax.jacfwd`). Both compute the same function,
+      up to rounding.
 
   Returns:
     out f[B, T, N, Dv] in the query dtype, or (out, weights f32[B, N, T, S]) with
