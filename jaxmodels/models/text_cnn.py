@@ -16,8 +16,8 @@ least 4 behind, and also keeps the windows of padding only. Either way a sentenc
 same logits whatever padding surrounds it.
 
 Kim also caps the l2 norm of each class's weight vector in the last layer at 3 after every
-update. `max_norm_transform` does that as an Optax transformation. Kim trains with Adadelta;
-the experiment configs use Adam.
+update. `max_norm_transform` does that as an Optax transformation, and `config.optim.max_norm`
+turns it on in training. Kim trains with Adadelta; the experiment configs use Adam.
 """
 
 from collections.abc import Sequence
