@@ -188,6 +188,8 @@ def dot_product_attention(
   if implementation not in _IMPLEMENTATIONS:
     raise ValueError(
         f"{name}: implementation must be one of {_IMPLEMENTATIONS}, got {implementation!r}")
+  if gradient not in _GRADIENTS:
+    raise ValueError(f"{name}: gradient must be one of {_GRADIENTS}, got {gradient!r}")
   if implementation is not None:
     if return_weights:
       raise ValueError(f"{name}: return_weights needs implementation=None")
@@ -198,8 +200,6 @@ def dot_product_attention(
     return jax.nn.dot_product_attention(
         query, key, value, mask=mask, is_causal=causal, implementation=implementation)
 
-  if gradient not in _GRADIENTS:
-    raise ValueError(f"{name}: gradient must be one of {_GRADIENTS}, got {gradient!r}")
   if causal:
     causal_mask = jnp.tril(jnp.ones((steps, key_steps), jnp.bool_))[None, None]
     mask = causal_mask if mask is None else jnp.logical_and(mask, causal_mask)
