@@ -1,6 +1,5 @@
 """Tests of the two-LSTM text classifier: Keras parameter count, shapes, masks, dropout."""
 
-import functools
 import importlib
 
 import jax
@@ -13,25 +12,10 @@ from jaxmodels.models import lstm
 from jaxmodels.models import registry
 from jaxmodels.ops import recurrent
 from jaxmodels.train import state
+from tests.models import compiled_calls
 
 RTOL, ATOL = 1e-5, 1e-6
 
-
-@functools.cache
-def _compiled(model):
-  """Return `model.init` and `model.apply` under `jax.jit`, compiled once per model and shape.
-
-  A compiled call is much faster here than eager dispatch, which compiles every primitive.
-  """
-  return jax.jit(model.init), jax.jit(model.apply, static_argnames=("train", "mutable"))
-
-
-def _init(model, key, ids):
-  return _compiled(model)[0](key, ids)
-
-
-def _apply(model, variables, ids, **kwargs):
-  return _compiled(model)[1](variables, ids, **kwargs)
 
 # Rows of lengths 4, 1 and 0 (all padding), padded after the tokens to T = 6.
 IDS = np.array([[5, 9, 2, 7, 0, 0], [3, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], np.int32)
@@ -75,9 +59,9 @@ def test_lstm_parameter_shapes():
 
 def test_lstm_logits_shape_dtype_and_jit(key):
   model = _small_model()
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  logits = _apply(model, variables, IDS)
+  logits = compiled_calls.apply(model, variables, IDS)
 
   assert logits.shape == (3, 3)
   assert logits.dtype == jnp.float32
@@ -87,9 +71,9 @@ def test_lstm_logits_shape_dtype_and_jit(key):
 
 def test_lstm_logits_match_ops(key):
   model = _small_model()
-  params = _init(model, key, IDS)["params"]
+  params = compiled_calls.init(model, key, IDS)["params"]
 
-  logits = _apply(model, {"params": params}, IDS)
+  logits = compiled_calls.apply(model, {"params": params}, IDS)
 
   # The same layers written out with the ops, one sentence at a time without padding.
   for row, ids in enumerate(IDS):
@@ -104,21 +88,24 @@ def test_lstm_logits_match_ops(key):
 @pytest.mark.parametrize("side", ["post", "pre"])
 def test_lstm_padding_invariance(key, side):
   model = _small_model()
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  short = _apply(model, variables, _repad(IDS, 6, side))
-  long = _apply(model, variables, _repad(IDS, 11, side))
+  short = compiled_calls.apply(model, variables, _repad(IDS, 6, side))
+  long = compiled_calls.apply(model, variables, _repad(IDS, 11, side))
 
   np.testing.assert_allclose(long, short, rtol=RTOL, atol=ATOL)
 
 
 def test_lstm_dropout_only_in_training(key):
   model = _small_model(dropout_rate=0.5)
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  evaluated = [_apply(model, variables, IDS, train=False) for _ in range(2)]
-  trained = [_apply(model, variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
-             for seed in (1, 2)]
+  evaluated = [compiled_calls.apply(model, variables, IDS, train=False) for _ in range(2)]
+  trained = [
+      compiled_calls.apply(model, variables, IDS, train=True,
+                           rngs={"dropout": jax.random.key(seed)})
+      for seed in (1, 2)
+  ]
 
   np.testing.assert_array_equal(evaluated[0], evaluated[1])
   assert not np.allclose(trained[0], trained[1])
@@ -132,9 +119,9 @@ def test_lstm_rejects_float_inputs(key):
 
 def test_lstm_empty_row_gives_finite_logits(key):
   model = _small_model()
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  logits = _apply(model, variables, IDS)
+  logits = compiled_calls.apply(model, variables, IDS)
 
   # An all-padding row keeps the zero initial state: logits equal the output bias.
   assert np.all(np.isfinite(logits))

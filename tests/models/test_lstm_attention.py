@@ -1,6 +1,5 @@
 """Tests of the LSTM classifier with self-attention: count, shapes, masks, attention weights."""
 
-import functools
 import importlib
 
 import jax
@@ -13,25 +12,10 @@ from jaxmodels.models import lstm_attention
 from jaxmodels.models import registry
 from jaxmodels.ops import recurrent
 from jaxmodels.train import state
+from tests.models import compiled_calls
 
 RTOL, ATOL = 1e-5, 1e-6
 
-
-@functools.cache
-def _compiled(model):
-  """Return `model.init` and `model.apply` under `jax.jit`, compiled once per model and shape.
-
-  A compiled call is much faster here than eager dispatch, which compiles every primitive.
-  """
-  return jax.jit(model.init), jax.jit(model.apply, static_argnames=("train", "mutable"))
-
-
-def _init(model, key, ids):
-  return _compiled(model)[0](key, ids)
-
-
-def _apply(model, variables, ids, **kwargs):
-  return _compiled(model)[1](variables, ids, **kwargs)
 
 # Rows of lengths 4, 1 and 0 (all padding), padded after the tokens to T = 6.
 IDS = np.array([[5, 9, 2, 7, 0, 0], [3, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], np.int32)
@@ -65,9 +49,9 @@ def test_lstm_attention_parameter_count_matches_lstm():
 
 def test_lstm_attention_logits_shape_dtype_and_jit(key):
   model = _small_model()
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  logits = _apply(model, variables, IDS)
+  logits = compiled_calls.apply(model, variables, IDS)
 
   assert logits.shape == (3, 3)
   assert logits.dtype == jnp.float32
@@ -77,9 +61,9 @@ def test_lstm_attention_logits_shape_dtype_and_jit(key):
 
 def test_lstm_attention_logits_match_reference(key):
   model = _small_model()
-  params = _init(model, key, IDS)["params"]
+  params = compiled_calls.init(model, key, IDS)["params"]
 
-  logits = _apply(model, {"params": params}, IDS)
+  logits = compiled_calls.apply(model, {"params": params}, IDS)
 
   # One sentence at a time without padding, with the attention written out in NumPy.
   for row, ids in enumerate(IDS[:2]):
@@ -98,9 +82,9 @@ def test_lstm_attention_logits_match_reference(key):
 
 def test_lstm_attention_weights_are_exposed(key):
   model = _small_model()
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  _, state_ = _apply(model, variables, IDS, mutable="intermediates")
+  _, state_ = compiled_calls.apply(model, variables, IDS, mutable="intermediates")
 
   (weights,) = state_["intermediates"]["attention"]["attention_weights"]
   weights = np.asarray(weights)
@@ -116,21 +100,24 @@ def test_lstm_attention_weights_are_exposed(key):
 @pytest.mark.parametrize("side", ["post", "pre"])
 def test_lstm_attention_padding_invariance(key, side):
   model = _small_model()
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  short = _apply(model, variables, _repad(IDS, 6, side))
-  long = _apply(model, variables, _repad(IDS, 11, side))
+  short = compiled_calls.apply(model, variables, _repad(IDS, 6, side))
+  long = compiled_calls.apply(model, variables, _repad(IDS, 11, side))
 
   np.testing.assert_allclose(long, short, rtol=RTOL, atol=ATOL)
 
 
 def test_lstm_attention_dropout_only_in_training(key):
   model = _small_model(dropout_rate=0.5)
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  evaluated = [_apply(model, variables, IDS, train=False) for _ in range(2)]
-  trained = [_apply(model, variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
-             for seed in (1, 2)]
+  evaluated = [compiled_calls.apply(model, variables, IDS, train=False) for _ in range(2)]
+  trained = [
+      compiled_calls.apply(model, variables, IDS, train=True,
+                           rngs={"dropout": jax.random.key(seed)})
+      for seed in (1, 2)
+  ]
 
   np.testing.assert_array_equal(evaluated[0], evaluated[1])
   assert not np.allclose(trained[0], trained[1])

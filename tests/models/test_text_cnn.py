@@ -1,6 +1,5 @@
 """Tests of Kim's text CNN: values against NumPy, padding, short sentences, max-norm."""
 
-import functools
 import importlib
 
 import jax
@@ -13,25 +12,10 @@ from jaxmodels.data import datasets
 from jaxmodels.models import registry
 from jaxmodels.models import text_cnn
 from jaxmodels.train import state
+from tests.models import compiled_calls
 
 RTOL, ATOL = 1e-5, 1e-6
 
-
-@functools.cache
-def _compiled(model):
-  """Return `model.init` and `model.apply` under `jax.jit`, compiled once per model and shape.
-
-  A compiled call is much faster here than eager dispatch, which compiles every primitive.
-  """
-  return jax.jit(model.init), jax.jit(model.apply, static_argnames=("train", "mutable"))
-
-
-def _init(model, key, ids):
-  return _compiled(model)[0](key, ids)
-
-
-def _apply(model, variables, ids, **kwargs):
-  return _compiled(model)[1](variables, ids, **kwargs)
 
 # Rows of lengths 6, 2 (shorter than every filter but the first), 1 and 0.
 IDS = np.array([
@@ -98,9 +82,9 @@ def test_text_cnn_parameter_count():
 
 def test_text_cnn_logits_shape_dtype_and_jit(key):
   model = _small_model()
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  logits = _apply(model, variables, IDS)
+  logits = compiled_calls.apply(model, variables, IDS)
 
   assert logits.shape == (4, 3)
   assert logits.dtype == jnp.float32
@@ -110,9 +94,9 @@ def test_text_cnn_logits_shape_dtype_and_jit(key):
 
 def test_text_cnn_logits_match_reference(key):
   model = _small_model()
-  params = _init(model, key, IDS)["params"]
+  params = compiled_calls.init(model, key, IDS)["params"]
 
-  logits = _apply(model, {"params": params}, IDS)
+  logits = compiled_calls.apply(model, {"params": params}, IDS)
 
   np.testing.assert_allclose(logits, _reference_logits(params, IDS, (1, 3, 4)), rtol=RTOL,
                              atol=ATOL)
@@ -120,9 +104,9 @@ def test_text_cnn_logits_match_reference(key):
 
 def test_text_cnn_wide_logits_match_reference(key):
   model = _small_model(convolution="wide")
-  params = _init(model, key, IDS)["params"]
+  params = compiled_calls.init(model, key, IDS)["params"]
 
-  logits = _apply(model, {"params": params}, IDS)
+  logits = compiled_calls.apply(model, {"params": params}, IDS)
 
   np.testing.assert_allclose(logits, _reference_logits(params, IDS, (1, 3, 4), "wide"),
                              rtol=RTOL, atol=ATOL)
@@ -132,10 +116,10 @@ def test_text_cnn_wide_logits_match_reference(key):
 @pytest.mark.parametrize("side", ["post", "pre"])
 def test_text_cnn_padding_invariance(key, side, convolution):
   model = _small_model(convolution=convolution)
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  short = _apply(model, variables, _repad(IDS, 7, side))
-  long = _apply(model, variables, _repad(IDS, 13, side))
+  short = compiled_calls.apply(model, variables, _repad(IDS, 7, side))
+  long = compiled_calls.apply(model, variables, _repad(IDS, 13, side))
 
   np.testing.assert_allclose(long, short, rtol=RTOL, atol=ATOL)
 
@@ -144,9 +128,9 @@ def test_text_cnn_input_shorter_than_filters(key):
   # Two steps in all, fewer than the widths 3 and 4.
   ids = np.array([[4, 2], [7, 0], [0, 0]], np.int32)
   model = _small_model()
-  params = _init(model, key, ids)["params"]
+  params = compiled_calls.init(model, key, ids)["params"]
 
-  logits = _apply(model, {"params": params}, ids)
+  logits = compiled_calls.apply(model, {"params": params}, ids)
 
   np.testing.assert_allclose(logits, _reference_logits(params, ids, (1, 3, 4)), rtol=RTOL,
                              atol=ATOL)
@@ -155,10 +139,10 @@ def test_text_cnn_input_shorter_than_filters(key):
 @pytest.mark.parametrize("convolution", ["narrow", "wide"])
 def test_text_cnn_grads_finite_on_empty_rows(key, convolution):
   model = _small_model(convolution=convolution)
-  params = _init(model, key, IDS)["params"]
+  params = compiled_calls.init(model, key, IDS)["params"]
 
   def loss(params):
-    return jnp.sum(_apply(model, {"params": params}, IDS) ** 2)
+    return jnp.sum(compiled_calls.apply(model, {"params": params}, IDS) ** 2)
 
   grads = jax.grad(loss)(params)
 
@@ -175,11 +159,14 @@ def test_text_cnn_rejects_unknown_convolution(key):
 
 def test_text_cnn_dropout_only_in_training(key):
   model = _small_model(dropout_rate=0.5)
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  evaluated = [_apply(model, variables, IDS, train=False) for _ in range(2)]
-  trained = [_apply(model, variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
-             for seed in (1, 2)]
+  evaluated = [compiled_calls.apply(model, variables, IDS, train=False) for _ in range(2)]
+  trained = [
+      compiled_calls.apply(model, variables, IDS, train=True,
+                           rngs={"dropout": jax.random.key(seed)})
+      for seed in (1, 2)
+  ]
 
   np.testing.assert_array_equal(evaluated[0], evaluated[1])
   assert not np.allclose(trained[0], trained[1])

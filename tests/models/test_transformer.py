@@ -1,6 +1,5 @@
 """Tests of the Transformer text classifier: shapes, padding, pooling, positions, dropout."""
 
-import functools
 import importlib
 
 import jax
@@ -13,25 +12,10 @@ from jaxmodels.models import registry
 from jaxmodels.models import text_layers
 from jaxmodels.models import transformer
 from jaxmodels.train import state
+from tests.models import compiled_calls
 
 RTOL, ATOL = 1e-5, 1e-6
 
-
-@functools.cache
-def _compiled(model):
-  """Return `model.init` and `model.apply` under `jax.jit`, compiled once per model and shape.
-
-  A compiled call is much faster here than eager dispatch, which compiles every primitive.
-  """
-  return jax.jit(model.init), jax.jit(model.apply, static_argnames=("train", "mutable"))
-
-
-def _init(model, key, ids):
-  return _compiled(model)[0](key, ids)
-
-
-def _apply(model, variables, ids, **kwargs):
-  return _compiled(model)[1](variables, ids, **kwargs)
 
 # Rows of lengths 4, 1 and 0 (all padding), padded after the tokens to T = 6.
 IDS = np.array([[5, 9, 2, 7, 0, 0], [3, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], np.int32)
@@ -78,9 +62,9 @@ def test_transformer_parameter_count():
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v.values()))
 def test_transformer_logits_shape_and_dtype(key, variant):
   model = _small_model(**variant)
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  logits = _apply(model, variables, IDS)
+  logits = compiled_calls.apply(model, variables, IDS)
 
   assert logits.shape == (3, 3)
   assert logits.dtype == jnp.float32
@@ -90,9 +74,9 @@ def test_transformer_logits_shape_and_dtype(key, variant):
 
 def test_transformer_jit_matches_eager(key):
   model = _small_model(pooling="cls")
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  logits = _apply(model, variables, IDS)
+  logits = compiled_calls.apply(model, variables, IDS)
 
   np.testing.assert_allclose(model.apply(variables, IDS), logits, rtol=RTOL, atol=ATOL)
 
@@ -101,20 +85,20 @@ def test_transformer_jit_matches_eager(key):
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v.values()))
 def test_transformer_padding_invariance(key, variant, side):
   model = _small_model(**variant)
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  short = _apply(model, variables, _repad(IDS, 6, side))
-  long = _apply(model, variables, _repad(IDS, 11, side))
+  short = compiled_calls.apply(model, variables, _repad(IDS, 6, side))
+  long = compiled_calls.apply(model, variables, _repad(IDS, 11, side))
 
   np.testing.assert_allclose(long, short, rtol=RTOL, atol=ATOL)
 
 
 def test_transformer_mean_pooling_matches_layers(key):
   model = _small_model()
-  params = _init(model, key, IDS)["params"]
+  params = compiled_calls.init(model, key, IDS)["params"]
   block = jax.jit(text_layers.TransformerBlock(2, 16).apply, static_argnames="train")
 
-  logits = _apply(model, {"params": params}, IDS)
+  logits = compiled_calls.apply(model, {"params": params}, IDS)
 
   # The same computation from the text layers, one sentence at a time without padding.
   for row, ids in enumerate(IDS[:2]):
@@ -133,18 +117,21 @@ def test_transformer_mean_pooling_matches_layers(key):
 def test_transformer_cls_pooling_has_class_token(key):
   model = _small_model(pooling="cls")
 
-  params = _init(model, key, IDS)["params"]
+  params = compiled_calls.init(model, key, IDS)["params"]
 
   assert params["class_token"].shape == (8,)
 
 
 def test_transformer_dropout_only_in_training(key):
   model = _small_model()
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  evaluated = [_apply(model, variables, IDS, train=False) for _ in range(2)]
-  trained = [_apply(model, variables, IDS, train=True, rngs={"dropout": jax.random.key(seed)})
-             for seed in (1, 2)]
+  evaluated = [compiled_calls.apply(model, variables, IDS, train=False) for _ in range(2)]
+  trained = [
+      compiled_calls.apply(model, variables, IDS, train=True,
+                           rngs={"dropout": jax.random.key(seed)})
+      for seed in (1, 2)
+  ]
 
   np.testing.assert_array_equal(evaluated[0], evaluated[1])
   assert not np.allclose(trained[0], trained[1])
@@ -152,9 +139,9 @@ def test_transformer_dropout_only_in_training(key):
 
 def test_transformer_exposes_attention_weights(key):
   model = _small_model()
-  variables = _init(model, key, IDS)
+  variables = compiled_calls.init(model, key, IDS)
 
-  _, state_ = _apply(model, variables, IDS, mutable="intermediates")
+  _, state_ = compiled_calls.apply(model, variables, IDS, mutable="intermediates")
 
   (weights,) = state_["intermediates"]["block0"]["attention"]["attention_weights"]
   assert weights.shape == (3, 2, 6, 6)
