@@ -167,10 +167,9 @@ def run_row(model: str, batch_size: int, args, log_dir: str) -> list[Result]:
 
     for _ in range(args.rounds):
       for name, worker in list(workers.items()):
-        # The other workers are stopped while this one is timed. Left running, idle workers
-        # slowed each other: on the Transformer at batch 128, jaxmodels ran at 476 examples/s
-        # next to a two-thread PyTorch worker and at 718 with it stopped, PyTorch at 763
-        # and 937.
+        # The other workers are stopped while this one is timed, because idle ones slowed it:
+        # the jaxmodels Transformer at batch 128 ran at 476 examples/s next to an idle
+        # two-thread PyTorch worker and at 718 with that worker stopped.
         for other in workers.values():
           if other is worker:
             other.resume()

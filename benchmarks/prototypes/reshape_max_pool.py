@@ -126,7 +126,8 @@ def compare_train_steps(batch_sizes: tuple[int, ...], rounds: int) -> None:
   def check_window(x, window, strides, padding):
     window = tuple(window) if not isinstance(window, int) else (window, window)
     if strides not in (None, window) or padding != "VALID" or x.ndim != 4:
-      raise ValueError("the prototype pools 4-D inputs with strides = window, VALID")
+      raise ValueError("the prototype supports only 4-D inputs, strides equal to the "
+                       "window and VALID padding")
     return window
 
   def max_pool_reduce_window(x, *, window, strides=None, padding="VALID"):

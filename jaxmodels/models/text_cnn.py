@@ -17,7 +17,7 @@ same logits whatever padding surrounds it.
 
 Kim also caps the l2 norm of each class's weight vector in the last layer at 3 after every
 update. `max_norm_transform` does that as an Optax transformation, and `config.optim.max_norm`
-turns it on in training. Kim trains with Adadelta; the experiment configs use Adam.
+turns it on in training. Kim trains with Adadelta, and the experiment configs use Adam.
 """
 
 from collections.abc import Sequence

@@ -34,7 +34,8 @@ _GRADIENTS = ("manual", "autodiff")
 
 # Logits per batch chunk on CPU. Measured on a 2-core Zen 4 with [B, 4, 100, 100] logits,
 # 16 examples per chunk (640K floats, 2.5 MiB) ran forward and backward fastest, 8 and 32
-# slower.
+# slower. NOTE: tuned on that one shape and CPU. In whole train steps the chunked form was 9%
+# faster for the LSTM with attention at batch 128 and within noise for the Transformer.
 _CHUNK_ELEMENTS = 640 * 1024
 
 
@@ -255,7 +256,7 @@ def _attend_backward(query: jax.Array, key: jax.Array, value: jax.Array, weights
 
 
 def _batch_chunk(batch: int, logits_per_example: int) -> int:
-  """Return how many examples the CPU computes attention for at once; other backends take all.
+  """Return how many examples the CPU computes attention for at once, or all on other backends.
 
   A chunk's logits [chunk, N, T, S] of about `_CHUNK_ELEMENTS` floats stay in the CPU's cache
   through the softmax and the two products that read them.

@@ -40,7 +40,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.rho = 0.9  # RMSprop's decay of the squared-gradient average.
   config.optim.momentum = 0.0
   # Cap of the l2 norm of each class's weight vector in the layer named max_norm_layer,
-  # applied after every update as Kim (2014) does; 0 turns it off.
+  # applied after every update as Kim (2014) does. 0 turns it off.
   config.optim.max_norm = 0.0
   config.optim.max_norm_layer = "logits"
   # Scale the learning rate by `factor` when the epoch's training loss stops improving.
