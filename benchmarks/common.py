@@ -6,6 +6,7 @@ transposes to NCHW. Token ids are i32[B, T] in [1, V), so no sequence contains p
 The models still compute their padding masks as they would on real data.
 """
 
+import argparse
 import dataclasses
 import math
 import os
@@ -161,6 +162,17 @@ def estimate_cpu_peak(*, flops_per_cycle: int | None = None) -> CpuPeak:
       flops_per_cycle=flops_per_cycle,
       reason=reason,
   )
+
+
+def prototype_parser(doc: str, rounds: int = 7) -> argparse.ArgumentParser:
+  """Return a parser with the `--batch-sizes` and `--rounds` flags that the prototypes share.
+
+  The description is the first line of `doc`, the prototype's module docstring.
+  """
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  parser.add_argument("--batch-sizes", default="32,128")
+  parser.add_argument("--rounds", type=int, default=rounds)
+  return parser
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:

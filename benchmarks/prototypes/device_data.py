@@ -9,7 +9,6 @@ alternating windows with the per-step transfer, to measure what keeping the data
 device would save.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -23,10 +22,8 @@ import common  # pylint: disable=g-import-not-at-top
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = common.prototype_parser(__doc__)
   parser.add_argument("--models", default="cnn,lstm")
-  parser.add_argument("--batch-sizes", default="32,128")
-  parser.add_argument("--rounds", type=int, default=7)
   args = parser.parse_args()
 
   import jaxmodels_runner  # pylint: disable=g-import-not-at-top

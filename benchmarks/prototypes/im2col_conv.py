@@ -9,7 +9,6 @@ swapped for the prototype (in this process only). Stride 1 and VALID padding onl
 Shape letters: B batch, H W height and width, C channels in, O channels out, K = KH * KW * C.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -158,9 +157,7 @@ def compare_train_steps(batch_sizes: tuple[int, ...], rounds: int) -> None:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch-sizes", default="32,128")
-  parser.add_argument("--rounds", type=int, default=7)
+  parser = common.prototype_parser(__doc__)
   args = parser.parse_args()
   batch_sizes = common.parse_batch_sizes(args.batch_sizes)
   compare_layers(batch_sizes, args.rounds)

@@ -10,7 +10,6 @@ per-step weight products inside the loop. This prototype compiles the jaxmodels 
 with each and times them in turns.
 """
 
-import argparse
 import functools
 import os
 import sys
@@ -21,10 +20,8 @@ import common  # pylint: disable=g-import-not-at-top
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = common.prototype_parser(__doc__)
   parser.add_argument("--model", default="lstm", choices=("lstm", "lstm_attention"))
-  parser.add_argument("--batch-sizes", default="32,128")
-  parser.add_argument("--rounds", type=int, default=7)
   args = parser.parse_args()
 
   import jaxmodels_runner  # pylint: disable=g-import-not-at-top

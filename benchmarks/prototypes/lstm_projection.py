@@ -13,7 +13,6 @@ per-step form.
 Shape letters: B batch, T steps, C input features, U units.
 """
 
-import argparse
 import functools
 import os
 import sys
@@ -60,10 +59,8 @@ def lstm_before_scan(params, x, *, mask=None, initial_state=None, reverse=False,
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = common.prototype_parser(__doc__)
   parser.add_argument("--model", default="lstm", choices=("lstm", "lstm_attention"))
-  parser.add_argument("--batch-sizes", default="32,128")
-  parser.add_argument("--rounds", type=int, default=7)
   args = parser.parse_args()
 
   import jaxmodels_runner  # pylint: disable=g-import-not-at-top

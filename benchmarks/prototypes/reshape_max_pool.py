@@ -15,7 +15,6 @@ with `jaxmodels.ops.pool.max_pool` swapped for the prototype (in this process on
 Shape letters: B batch, H W height and width, C channels, KH KW window.
 """
 
-import argparse
 import functools
 import os
 import sys
@@ -150,9 +149,7 @@ def compare_train_steps(batch_sizes: tuple[int, ...], rounds: int) -> None:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch-sizes", default="32,128")
-  parser.add_argument("--rounds", type=int, default=7)
+  parser = common.prototype_parser(__doc__)
   args = parser.parse_args()
   batch_sizes = common.parse_batch_sizes(args.batch_sizes)
   compare_pools(batch_sizes, args.rounds)
