@@ -128,6 +128,16 @@ def _conv(
   dilation = _positive_ints(name, "dilation", dilation, num_spatial)
   padding = _canonical_padding(name, padding, num_spatial)
 
+  # XLA's CPU back end differentiates a convolution padded before the first element far more
+  # slowly than one padded only after the last: 8x on the wide text CNN's convolutions, 1.3x
+  # on a 3x3 SAME one. Padding the input first gives the same windows and the fast form.
+  if padding == "SAME":
+    window = [(size - 1) * rate + 1 for size, rate in zip(kernel.shape[:-2], dilation)]
+    padding = tuple(jax.lax.padtype_to_pads(x.shape[1:-1], window, strides, "SAME"))
+  if padding != "VALID" and any(low for low, _ in padding):
+    x = jnp.pad(x, ((0, 0), *((low, 0) for low, _ in padding), (0, 0)))  # [B, ..., C]
+    padding = tuple((0, high) for _, high in padding)
+
   # 16-bit inputs accumulate in float32, and wider ones in their own dtype.
   dtype = x.dtype
   accumulate_dtype = jnp.float32 if jnp.finfo(dtype).bits < 32 else None

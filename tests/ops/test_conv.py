@@ -219,6 +219,40 @@ def test_conv1d_grads():
   check_grads(fn, (params, x), order=2, modes=("fwd", "rev"), eps=1e-3, atol=1e-2, rtol=1e-2)
 
 
+@pytest.mark.parametrize("shape, kernel_shape, strides, dilation, padding", [
+    # The wide text CNN's padding, width - 1 on both sides.
+    ((2, 7, 3), (4, 3, 5), (1,), (1,), ((3, 3),)),
+    ((2, 9, 8, 3), (3, 2, 3, 4), (2, 1), (1, 2), "SAME"),
+    ((1, 6, 7, 2), (2, 3, 2, 3), (1, 2), (1, 1), ((2, 0), (1, 3))),
+])
+def test_padded_conv_grads_match_lax(shape, kernel_shape, strides, dilation, padding):
+  # The ops pad the input before the first element themselves; the values and both
+  # gradients must equal those of XLA's convolution given the same padding.
+  params = make_params(kernel_shape, use_bias=False)
+  x = normal(shape, seed=0)
+  spec = ("NHWC", "HWIO", "NHWC") if len(shape) == 4 else ("NWC", "WIO", "NWC")
+  op = conv.conv2d if len(shape) == 4 else conv.conv1d
+  step = {"strides": strides} if len(shape) == 4 else {"stride": strides[0]}
+  weights = normal(jax.eval_shape(
+      lambda: op(params, x, padding=padding, dilation=dilation, **step)).shape, seed=3)
+
+  def loss_ours(kernel, x):
+    y = op({"kernel": kernel}, x, padding=padding, dilation=dilation, precision=HIGHEST, **step)
+    return jnp.vdot(y, weights)
+
+  def loss_lax(kernel, x):
+    y = jax.lax.conv_general_dilated(x, kernel, strides, padding, rhs_dilation=dilation,
+                                     dimension_numbers=spec, precision=HIGHEST)
+    return jnp.vdot(y, weights)
+
+  ours = jax.grad(loss_ours, argnums=(0, 1))(params["kernel"], x)
+  reference = jax.grad(loss_lax, argnums=(0, 1))(params["kernel"], x)
+  np.testing.assert_allclose(loss_ours(params["kernel"], x), loss_lax(params["kernel"], x),
+                             rtol=1e-5)
+  for got, expected in zip(ours, reference):
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_conv1d_causal_padding_ignores_future():
   k, dilation = 3, 2
   params = make_params((k, 2, 3), use_bias=True)
