@@ -38,12 +38,11 @@ def main(argv):
     # Process 0 writes the logs; the others report warnings and errors only.
     logging.set_verbosity(logging.WARNING)
   result = loop.train_and_evaluate(config)
-  if result.eval_metrics is not None:
-    logging.info(
-        "Final eval accuracy %.4f, loss %.4f on %d examples.",
-        result.eval_metrics["accuracy"], result.eval_metrics["loss"],
-        result.eval_metrics["count"],
-    )
+  for split, metrics in (("validation", result.validation_metrics),
+                         ("test", result.eval_metrics)):
+    if metrics is not None:
+      logging.info("Final %s accuracy %.4f, loss %.4f on %d examples.", split,
+                   metrics["accuracy"], metrics["loss"], metrics["count"])
 
 
 if __name__ == "__main__":

@@ -234,3 +234,20 @@ def test_resume_reuses_saved_vocabulary(tmp_path):
   assert resumed.dataset.vocab == saved
   assert text.Vocabulary.load(tmp_path / "workdir" / "vocab.json") == saved
   assert int(resumed.state.step) > 2
+
+
+def test_predict_best_follows_validation_split(tmp_path):
+  config = tiny_config(text_cnn_mr, write_tiny_mr(tmp_path / "data"), tmp_path / "workdir")
+  config.data.validation_fraction = 0.2
+  config.train.early_stopping.metric = "loss"
+
+  result = loop.train_and_evaluate(config)
+  predictor = predict.load_predictor(config.workdir, checkpoint="best")
+  (_, _), (test_texts, _) = text_datasets.read_splits(config)
+  labels, _ = predictor.predict(test_texts)
+
+  # "best" is the step with the lowest validation loss, the state that the run tested.
+  validations = [r for r in result.history if r["split"] == "validation"]
+  assert predictor.step == min(validations, key=lambda r: (r["loss"], -r["step"]))["step"]
+  assert predictor.step == int(result.state.step)
+  np.testing.assert_array_equal(labels, result.eval_predictions)

@@ -7,6 +7,7 @@ import ml_collections
 import numpy as np
 
 from jaxmodels.data import mnist
+from jaxmodels.data import splits
 from jaxmodels.data import text_datasets
 from jaxmodels.ops import losses
 
@@ -23,6 +24,8 @@ class Dataset:
     vocab: the text vocabulary for text data sets, else None.
     vocab_size: rows of the embedding table for text data sets (`config.data.vocab_size`),
       else None. Every token id is below it, and below `len(vocab)` too.
+    validation: examples held out of the training split (`config.data.validation_fraction`),
+      same layout, or None.
   """
 
   train: dict[str, np.ndarray]
@@ -31,6 +34,7 @@ class Dataset:
   class_names: tuple[str, ...]
   vocab: Any = None
   vocab_size: int | None = None
+  validation: dict[str, np.ndarray] | None = None
 
 
 def _load_mnist(config: ml_collections.ConfigDict) -> Dataset:
@@ -59,6 +63,7 @@ def _load_text(config: ml_collections.ConfigDict) -> Dataset:
       class_names=data.class_names,
       vocab=data.vocab,
       vocab_size=config.data.vocab_size,
+      validation=data.validation,
   )
 
 
@@ -73,7 +78,12 @@ def register(name: str, loader) -> None:
 def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
   """Load the data set named by `config.data.name` from `config.data_dir`.
 
-  Labels of both splits are checked on the host against the number of classes, because a
+  With `config.data.validation_fraction` above 0 the data set gets a validation split held
+  out of its training split (see `jaxmodels.data.splits`). Loaders that build something from
+  the training split, such as the text vocabulary, hold it out themselves; for the others it
+  is taken here.
+
+  Labels of every split are checked on the host against the number of classes, because a
   device-side gather would clamp an out-of-range label silently.
   """
   if config.data.name not in LOADERS:
@@ -82,6 +92,16 @@ def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
         f"{tuple(LOADERS)}."
     )
   dataset = LOADERS[config.data.name](config)
-  for split in ("train", "test"):
-    losses.check_labels(getattr(dataset, split)["labels"], dataset.num_classes)
+
+  if config.data.validation_fraction and dataset.validation is None:
+    train_index, validation_index = splits.validation_indices(
+        len(dataset.train["labels"]), config.data.validation_fraction,
+        config.data.validation_seed)
+    dataset = dataclasses.replace(dataset, train=splits.take(dataset.train, train_index),
+                                  validation=splits.take(dataset.train, validation_index))
+
+  for split in ("train", "validation", "test"):
+    arrays = getattr(dataset, split)
+    if arrays is not None:
+      losses.check_labels(arrays["labels"], dataset.num_classes)
   return dataset

@@ -9,6 +9,9 @@ tokens by default (`config.data.padding_side = "post"`), and text longer than T 
 MR has no fixed split: `config.data.fold` of `config.data.num_folds` folds is the test split,
 from a permutation drawn from `config.data.split_seed` (see `jaxmodels.data.mr.split_mr`). The
 split seed is separate from `config.seed`, so runs with different training seeds share a split.
+With `config.data.validation_fraction` above 0, that share of the training split (drawn from
+`config.data.validation_seed`) becomes a validation split before the vocabulary is built, so
+validation words are as new to the model as test words.
 
 The vocabulary of a run is stored as `vocab.json` in `config.workdir` when the data is first
 loaded, and read back from there when it exists. A resumed run and a prediction from the
@@ -27,6 +30,7 @@ import ml_collections
 import numpy as np
 
 from jaxmodels.data import mr
+from jaxmodels.data import splits
 from jaxmodels.data import text
 from jaxmodels.data import trec
 from jaxmodels.ops import basic
@@ -47,12 +51,14 @@ class TextData(NamedTuple):
     test: the same for the test split.
     class_names: K class names; labels index into them.
     vocab: the vocabulary that produced the ids.
+    validation: the same for the validation split, or None without one.
   """
 
   train: dict[str, np.ndarray]
   test: dict[str, np.ndarray]
   class_names: tuple[str, ...]
   vocab: text.Vocabulary
+  validation: dict[str, np.ndarray] | None = None
 
 
 def read_splits(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
@@ -130,16 +136,28 @@ def load_text_data(config: ml_collections.ConfigDict) -> TextData:
   Args:
     config: a run config. Reads `data_dir`, `workdir` and `data.name`, `data.vocab_size`,
       `data.max_len`, `data.padding_side`, `data.truncation_side`, and for MR
-      `data.num_folds`, `data.fold` and `data.split_seed`.
+      `data.num_folds`, `data.fold` and `data.split_seed`, and `data.validation_fraction`
+      and `data.validation_seed`.
 
   Returns:
     The encoded splits, class names and vocabulary.
   """
   (train_texts, train_labels), (test_texts, test_labels) = read_splits(config)
+
+  # The validation part is removed from the training split before the vocabulary is built.
+  validation = None
+  if config.data.validation_fraction:
+    train_index, validation_index = splits.validation_indices(
+        len(train_texts), config.data.validation_fraction, config.data.validation_seed)
+    validation = ([train_texts[i] for i in validation_index], train_labels[validation_index])
+    train_texts, train_labels = [train_texts[i] for i in train_index], train_labels[train_index]
+
   vocab = workdir_vocabulary(config, train_texts)
   return TextData(
       train={"inputs": encode(config, vocab, train_texts), "labels": train_labels},
       test={"inputs": encode(config, vocab, test_texts), "labels": test_labels},
       class_names=CLASS_NAMES[config.data.name],
       vocab=vocab,
+      validation=None if validation is None else {
+          "inputs": encode(config, vocab, validation[0]), "labels": validation[1]},
   )

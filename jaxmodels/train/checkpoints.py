@@ -18,6 +18,18 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 
+def ranking_metric(config) -> tuple[str, str]:
+  """Return the (metric, mode) by which the runs of `config` rank their checkpoints.
+
+  The metric is the early-stopping metric of the per-epoch evaluation: `validation_accuracy`
+  with a validation split (`config.data.validation_fraction` above 0), else `eval_accuracy`,
+  or the `_loss` forms, for which lower is better.
+  """
+  metric = config.train.early_stopping.metric
+  split = "validation" if config.data.get("validation_fraction", 0.0) else "eval"
+  return f"{split}_{metric}", "min" if metric == "loss" else "max"
+
+
 class CheckpointMismatchError(ValueError):
   """A checkpoint does not fit the model and optimizer that try to restore it."""
 

@@ -22,6 +22,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.batch_size = 128
   # Evaluation pads its last batch and masks the padding, so any size counts every example once.
   config.data.eval_batch_size = 500
+  # Share of the training split held out, drawn from validation_seed, as a validation split.
+  # With it, each epoch is evaluated on the validation split, early stopping and the best
+  # checkpoint follow it, and the test split is evaluated once at the end on the best
+  # checkpoint (or the last, with restore_best=False). 0 evaluates on the test split each epoch.
+  config.data.validation_fraction = 0.0
+  config.data.validation_seed = 0
 
   config.model = ml_collections.ConfigDict()
   config.model.name = ""
@@ -57,8 +63,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.log_every_steps = 100
   # A progress bar on a terminal or in a notebook; never when output goes to a file.
   config.train.progress_bar = True
-  # Stop when the eval metric has not improved by `min_delta` for `patience_epochs` epochs
-  # (0 turns early stopping off), then continue from the best checkpoint's parameters.
+  # Stop when the eval metric (on the validation split when there is one) has not improved by
+  # `min_delta` for `patience_epochs` epochs (0 turns early stopping off), then continue from
+  # the best checkpoint's parameters.
   config.train.early_stopping = ml_collections.ConfigDict()
   config.train.early_stopping.patience_epochs = 0
   config.train.early_stopping.metric = "accuracy"  # or "loss" (lower is better)

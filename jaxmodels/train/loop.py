@@ -44,9 +44,15 @@ class TrainResult:
   """What a finished (or stopped) run returns.
 
   Attributes:
-    state: the final train state.
-    eval_metrics: metrics of the last evaluation (`loss`, `accuracy`, `count`), or None.
-    eval_predictions: i32[N] test-set predictions of the last evaluation, or None.
+    state: the final train state; with a validation split, the best checkpoint's state when
+      `config.train.early_stopping.restore_best` is set.
+    eval_metrics: metrics (`loss`, `accuracy`, `count`) of the last test-set evaluation, or
+      None. Without a validation split the test set is evaluated each epoch. With one it is
+      evaluated once, when training ends, so a run stopped by a signal or a step limit has
+      None.
+    eval_predictions: i32[N] test-set predictions of that evaluation, or None.
+    validation_metrics: metrics of the last validation evaluation, that of the final state
+      when training ended, or None without a validation split.
     history: every logged record, as written to `metrics.jsonl`.
     trace_counts: how often each step function was traced; 1 each in a healthy run.
     stopped_early: True when the run stopped before its last step (preemption or a step limit).
@@ -57,6 +63,7 @@ class TrainResult:
   state: state_lib.TrainState
   eval_metrics: dict[str, float] | None
   eval_predictions: np.ndarray | None
+  validation_metrics: dict[str, float] | None
   history: list[dict[str, Any]]
   trace_counts: dict[str, int]
   stopped_early: bool
@@ -165,10 +172,12 @@ def train_and_evaluate(
       config.optim, total_steps=total_steps, steps_per_epoch=per_epoch
   )
   mesh = parallel.create_mesh(config.parallel)
+  validation_count = 0 if dataset.validation is None else len(dataset.validation["labels"])
   logging.info(
-      "Data %s: %d train, %d test examples, %d classes; %d steps per epoch, %d in all.",
-      config.data.name, len(dataset.train["labels"]), len(dataset.test["labels"]),
-      dataset.num_classes, per_epoch, total_steps,
+      "Data %s: %d train, %d validation, %d test examples, %d classes; %d steps per epoch, "
+      "%d in all.",
+      config.data.name, len(dataset.train["labels"]), validation_count,
+      len(dataset.test["labels"]), dataset.num_classes, per_epoch, total_steps,
   )
   logging.info("Mesh: %s, back end %s.", dict(mesh.shape), config.parallel.backend)
 
@@ -194,9 +203,14 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
       "Model %s:\n%s", config.model.name, summary.summarize(model, example["inputs"])
   )
 
+  # Each epoch is evaluated on the validation split when there is one, else on the test split
+  # (recorded as "eval"). Early stopping and the best checkpoint follow that evaluation.
+  has_validation = dataset.validation is not None
+  epoch_split = "validation" if has_validation else "eval"
+
   # Resume from the newest complete checkpoint of the workdir.
   early = config.train.early_stopping
-  mode = "min" if early.metric == "loss" else "max"
+  ranking, mode = checkpoints.ranking_metric(config)
   stopper = early_stopping.EarlyStopping(
       patience=early.patience_epochs, mode=mode, min_delta=early.min_delta
   )
@@ -204,7 +218,7 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
       f"{workdir}/checkpoints",
       keep_latest=config.checkpoint.keep_latest,
       keep_best=config.checkpoint.keep_best,
-      metric=f"eval_{early.metric}",
+      metric=ranking,
       mode=mode,
   )
   start_step = 0
@@ -226,7 +240,7 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
   writer = writer_lib.MetricWriter(workdir, tensorboard=config.logging.tensorboard) if is_writer else None
   history = []
   show_progress = config.train.progress_bar and is_writer
-  eval_metrics, eval_predictions = None, None
+  eval_metrics, eval_predictions, validation_metrics = None, None, None
   last_step = total_steps if max_steps is None else min(total_steps, max_steps)
 
   def record(step: int, split: str, values: dict[str, float]) -> None:
@@ -244,22 +258,29 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
     meta["early_stopping"] = stopper.state_dict()
     checkpointer.save(step, state, meta, metrics=metrics)
 
-  def run_eval(step: int) -> None:
-    nonlocal eval_metrics, eval_predictions
+  def run_eval(step: int, split: str) -> dict[str, float]:
+    """Evaluate `split` ("eval" is the test split), record it and return its metrics."""
+    nonlocal eval_metrics, eval_predictions, validation_metrics
+    data = dataset.validation if split == "validation" else dataset.test
     with progress.progress_bar(
-        pipeline.num_examples(dataset.test), desc="eval", unit="example", leave=False,
+        pipeline.num_examples(data), desc=split, unit="example", leave=False,
         enabled=show_progress,
     ) as eval_bar:
-      eval_metrics, eval_predictions = evaluate_lib.evaluate(
-          eval_fn, state.params, dataset.test, batch_size=config.data.eval_batch_size,
+      metrics, predictions = evaluate_lib.evaluate(
+          eval_fn, state.params, data, batch_size=config.data.eval_batch_size,
           mesh=mesh, progress=eval_bar.update,
       )
     logging.info(
-        "Step %d, epoch %d: eval loss %.4f, accuracy %.4f on %d examples.",
-        step, step // per_epoch, eval_metrics["loss"], eval_metrics["accuracy"],
-        eval_metrics["count"],
+        "Step %d, epoch %d: %s loss %.4f, accuracy %.4f on %d %s examples.",
+        step, step // per_epoch, split, metrics["loss"], metrics["accuracy"], metrics["count"],
+        "validation" if split == "validation" else "test",
     )
-    record(step, "eval", eval_metrics)
+    record(step, split, metrics)
+    if split == "validation":
+      validation_metrics = metrics
+    else:
+      eval_metrics, eval_predictions = metrics, predictions
+    return metrics
 
   batches = pipeline.train_batches(
       dataset.train,
@@ -310,13 +331,14 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
         interval_start, interval_time = step, time.perf_counter()
 
       if step % per_epoch == 0 or step == total_steps:
-        run_eval(step)
-        if stopper.update(eval_metrics[early.metric]):
+        epoch_metrics = run_eval(step, epoch_split)
+        if stopper.update(epoch_metrics[early.metric]):
           logging.info(
-              "Early stopping at step %d: eval %s has not improved on %.4f for %d epochs.",
-              step, early.metric, stopper.best, stopper.wait,
+              "Early stopping at step %d: %s %s has not improved on %.4f for %d epochs.",
+              step, epoch_split, early.metric, stopper.best, stopper.wait,
           )
-        save(step, {f"eval_{name}": eval_metrics[name] for name in ("accuracy", "loss")})
+        save(step, {f"{epoch_split}_{name}": epoch_metrics[name]
+                    for name in ("accuracy", "loss")})
         if stopper.stopped:
           break
       elif (config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0) or (
@@ -333,14 +355,26 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
 
   if max_steps is not None and step < total_steps and not stopper.stopped:
     stopped_early = True
-  if stopper.stopped and early.restore_best:
-    best_step = checkpointer.best_step()
-    state, _ = checkpointer.restore(best_step, state)
-    logging.info("Restored the best checkpoint, step %d.", best_step)
-    run_eval(step)
-  elif step == start_step:
+  if step == start_step:
     logging.info("No steps left to train in this workdir; evaluating its latest state.")
-    run_eval(step)
+
+  # The best checkpoint replaces the last state after early stopping, and with a validation
+  # split whenever training has ended, since the validation split chose it.
+  restored = False
+  if early.restore_best and not stopped_early and (stopper.stopped or has_validation):
+    best_step = checkpointer.best_step()
+    if best_step is not None and best_step != step:
+      state, _ = checkpointer.restore(best_step, state)
+      restored = True
+      logging.info("Restored the best checkpoint by %s %s, step %d.", epoch_split,
+                   early.metric, best_step)
+  # These evaluations are recorded under the step of the evaluated state.
+  if has_validation and not stopped_early:
+    if restored or step == start_step:
+      run_eval(int(state.step), epoch_split)
+    run_eval(int(state.step), "eval")
+  elif not has_validation and (restored or step == start_step):
+    run_eval(int(state.step), "eval")
 
   checkpointer.close()
   if writer is not None:
@@ -355,6 +389,7 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
       state=state,
       eval_metrics=eval_metrics,
       eval_predictions=eval_predictions,
+      validation_metrics=validation_metrics,
       history=history,
       trace_counts=dict(trace_counts),
       stopped_early=stopped_early,

@@ -148,7 +148,8 @@ def load_predictor(
   Args:
     workdir: the run's `config.workdir`.
     config: the run config; None reads `workdir/config.json`.
-    checkpoint: "best" (highest eval accuracy, or the latest when no step has one),
+    checkpoint: "best" (the step ranked first by the run's early-stopping metric, measured
+      on the validation split when the run had one; the latest when no step has it),
       "latest", or a kept step number.
     batch_size: sentences per compiled call.
 
@@ -191,7 +192,8 @@ def load_predictor(
       lambda key: state_lib.create_train_state(model, tx, key=key, example_inputs=example),
       jax.random.key(0))
 
-  checkpointer = checkpoints.Checkpointer(checkpoint_dir)
+  metric, mode = checkpoints.ranking_metric(config)
+  checkpointer = checkpoints.Checkpointer(checkpoint_dir, metric=metric, mode=mode)
   try:
     step = _select_step(checkpointer, checkpoint)
     state, _ = checkpointer.restore(step, abstract_state)

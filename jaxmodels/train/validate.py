@@ -50,6 +50,17 @@ def validate_config(
         f"{known_models}.",
     )
 
+  # Data.
+  _require(
+      0.0 <= data.validation_fraction < 1.0,
+      f"config.data.validation_fraction={data.validation_fraction} must be in [0, 1): the "
+      "share of the training split to hold out, or 0 for none.",
+  )
+  _require(
+      data.validation_seed >= 0,
+      f"config.data.validation_seed={data.validation_seed} must be a non-negative integer.",
+  )
+
   # Optimizer.
   _require(
       optim.name in optim_lib.OPTIMIZERS,
@@ -97,9 +108,10 @@ def validate_config(
       "or positive.",
   )
   _require(
-      not (early.patience_epochs and early.restore_best and config.checkpoint.keep_best < 1),
-      "config.train.early_stopping.restore_best=True needs config.checkpoint.keep_best >= 1, "
-      "so that the best checkpoint is kept.",
+      not ((early.patience_epochs or data.validation_fraction) and early.restore_best
+           and config.checkpoint.keep_best < 1),
+      "config.train.early_stopping.restore_best=True with early stopping or a validation "
+      "split needs config.checkpoint.keep_best >= 1, so that the best checkpoint is kept.",
   )
   plateau = optim.reduce_on_plateau
   _require(

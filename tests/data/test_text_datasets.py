@@ -8,6 +8,7 @@ import pytest
 from experiments.configs import lstm_mr
 from experiments.configs import lstm_trec
 from jaxmodels.data import datasets
+from jaxmodels.data import splits
 from jaxmodels.data import text
 from jaxmodels.data import text_datasets
 
@@ -172,3 +173,20 @@ def test_read_splits_rejects_other_data_sets(trec_config):
 
   with pytest.raises(ValueError, match="'mnist' is not a text data set"):
     text_datasets.read_splits(trec_config)
+
+
+def test_validation_split_is_held_out_before_the_vocabulary(trec_config):
+  trec_config.data.validation_fraction = 1 / 3
+
+  dataset = datasets.load_dataset(trec_config)
+
+  # 2 of the 6 training questions move to the validation split, with their labels.
+  assert dataset.validation["inputs"].shape == (2, 8)
+  assert dataset.train["inputs"].shape == (4, 8)
+  _, validation_index = splits.validation_indices(6, 1 / 3, seed=0)
+  labels = np.array([3, 4, 5, 3, 1, 2])
+  np.testing.assert_array_equal(dataset.validation["labels"], labels[validation_index])
+  # The vocabulary has only the words of the remaining 4 training questions.
+  train_words = {word for i in sorted(set(range(6)) - set(validation_index))
+                 for word in text.tokenize(TRAIN_LINES[i].split(" ", 1)[1])}
+  assert set(dataset.vocab.words) == train_words | {"<pad>", "<unk>"}

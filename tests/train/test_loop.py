@@ -153,14 +153,85 @@ def test_early_stopping_restores_best_checkpoint(tiny_cnn_config):
 
   result = loop.train_and_evaluate(config)
 
-  # Epoch 2 cannot beat epoch 1 by min_delta, so training stops after it. The final
-  # evaluation is of the checkpoint with the lowest eval loss of the two.
+  # Epoch 2 cannot beat epoch 1 by min_delta, so training stops after it. The final state is
+  # the checkpoint with the lowest eval loss of the two; when that is epoch 1's, it is
+  # restored and evaluated again.
   evals = [r for r in result.history if r["split"] == "eval"]
-  assert [r["step"] for r in evals] == [8, 16, 16]
   best = min(evals[:2], key=lambda r: r["loss"])
+  assert [r["step"] for r in evals] == ([8, 16, 8] if best["step"] == 8 else [8, 16])
   assert int(result.state.step) == best["step"]
   assert evals[-1]["loss"] == best["loss"]
   assert not result.stopped_early
+
+
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_validation_split_selects_checkpoint_and_tests_once(tiny_cnn_config, restore_best):
+  config = tiny_cnn_config
+  config.train.num_epochs = 3
+  config.data.validation_fraction = 0.25  # 64 of the 256 training images.
+  config.train.early_stopping.restore_best = restore_best
+
+  result = loop.train_and_evaluate(config)
+
+  # 192 training images at batch 32 make 6 steps per epoch. Each epoch is evaluated on the
+  # validation split, and the test split once at the end.
+  assert len(result.dataset.train["labels"]) == 192
+  validations = [r for r in result.history if r["split"] == "validation"]
+  evals = [r for r in result.history if r["split"] == "eval"]
+  assert [r["step"] for r in validations[:3]] == [6, 12, 18]
+  assert all(r["count"] == 64 for r in validations)
+  assert [r["count"] for r in evals] == [100]
+
+  # The tested state is the checkpoint with the best validation accuracy (the later step on
+  # a tie), or the last one without restore_best. A restored checkpoint is evaluated on the
+  # validation split again, and the final records carry its step.
+  best = max(validations[:3], key=lambda r: (r["accuracy"], r["step"]))
+  final_step = best["step"] if restore_best else 18
+  assert int(result.state.step) == final_step
+  assert len(validations) == (3 if final_step == 18 else 4)
+  assert validations[-1]["step"] == final_step
+  epoch_record = next(r for r in validations[:3] if r["step"] == final_step)
+  assert validations[-1]["accuracy"] == epoch_record["accuracy"]
+  assert evals[0]["step"] == final_step
+  assert result.eval_metrics["accuracy"] == evals[0]["accuracy"]
+  assert result.validation_metrics["accuracy"] == validations[-1]["accuracy"]
+  metrics = checkpoints.Checkpointer(f"{config.workdir}/checkpoints").restore_meta(
+      best["step"])["metrics"]
+  assert metrics["validation_accuracy"] == best["accuracy"]
+
+
+def test_validation_split_early_stopping_and_resume(tiny_cnn_config):
+  config = tiny_cnn_config
+  config.train.num_epochs = 30
+  config.data.validation_fraction = 0.25
+  config.train.early_stopping.patience_epochs = 1
+  config.train.early_stopping.metric = "loss"
+  config.train.early_stopping.min_delta = 10.0  # No epoch can improve by this much.
+
+  result = loop.train_and_evaluate(config)
+  again = loop.train_and_evaluate(config)
+
+  # Epoch 2 cannot beat epoch 1 on validation loss, so training stops after it and tests the
+  # better of the two. Running the finished workdir again trains nothing and tests the same.
+  validations = [r for r in result.history if r["split"] == "validation"]
+  assert [r["step"] for r in validations] == [6, 12]
+  assert int(result.state.step) == min(validations, key=lambda r: r["loss"])["step"]
+  assert "train_step" not in again.trace_counts
+  assert again.eval_metrics == result.eval_metrics
+  assert not result.stopped_early
+
+
+def test_validation_split_step_limit_skips_test(tiny_cnn_config):
+  config = tiny_cnn_config
+  config.data.validation_fraction = 0.25
+
+  stopped = loop.train_and_evaluate(config, max_steps=8)
+  finished = loop.train_and_evaluate(config)
+
+  assert stopped.stopped_early
+  assert stopped.eval_metrics is None
+  assert stopped.validation_metrics["count"] == 64
+  assert finished.eval_metrics["count"] == 100
 
 
 def test_reduce_on_plateau_scales_updates(tiny_cnn_config):

@@ -35,6 +35,11 @@ def test_validate_accepts_shipped_configs():
         ("data.name", "cifar", r"config.data.name='cifar' is not a known data set"),
         ("parallel.backend", "pjit", r"config.parallel.backend='pjit' is not one of"),
         ("checkpoint.keep_latest", 0, r"config.checkpoint.keep_latest=0 must be at least 1"),
+        ("data.validation_fraction", 1.0,
+         r"config.data.validation_fraction=1.0 must be in \[0, 1\)"),
+        ("data.validation_fraction", -0.1,
+         r"config.data.validation_fraction=-0.1 must be in \[0, 1\)"),
+        ("data.validation_seed", -1, r"config.data.validation_seed=-1 must be a non-negative"),
     ],
 )
 def test_validate_rejects_bad_value(key, value, message):
