@@ -26,8 +26,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of the training run.", 
 _INPUT_FILE = flags.DEFINE_string(
     "input_file", None, "UTF-8 text file with one sentence per line; blank lines are skipped.")
 _CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", "best",
-    "Checkpoint to load: 'best' (highest eval accuracy), 'latest', or a step number.")
+    "checkpoint", "final",
+    "Checkpoint to load: 'final' (the one the run tested), 'best' (best early-stopping "
+    "metric), 'latest', or a step number.")
 config_flags.DEFINE_config_file(
     "config", None, "Config file of the run; by default the workdir's config.json is read.")
 
@@ -49,8 +50,12 @@ def main(argv):
   if checkpoint.isdigit():
     checkpoint = int(checkpoint)
 
-  predictor = predict.load_predictor(_WORKDIR.value, config=flags.FLAGS.config,
-                                     checkpoint=checkpoint)
+  try:
+    predictor = predict.load_predictor(_WORKDIR.value, config=flags.FLAGS.config,
+                                       checkpoint=checkpoint)
+  except (FileNotFoundError, ValueError) as error:
+    # Each error of load_predictor names the missing file or the invalid value and the fix.
+    sys.exit(f"{type(error).__name__}: {error}")
   labels, probabilities = predictor.predict(sentences)
   print(f"# {_WORKDIR.value}, checkpoint step {predictor.step}; classes: "
         f"{' '.join(predictor.class_names)}")

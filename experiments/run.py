@@ -18,6 +18,8 @@ from ml_collections import config_flags
 # Config files import each other as `experiments.configs.NAME`.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from jaxmodels import errors  # pylint: disable=g-import-not-at-top
+from jaxmodels.data import errors as data_errors  # pylint: disable=g-import-not-at-top
 from jaxmodels.train import distributed  # pylint: disable=g-import-not-at-top
 from jaxmodels.train import logs  # pylint: disable=g-import-not-at-top
 from jaxmodels.train import loop  # pylint: disable=g-import-not-at-top
@@ -37,7 +39,12 @@ def main(argv):
   if distributed.initialize(config.parallel) and jax.process_index() != 0:
     # Process 0 writes the logs; the others report warnings and errors only.
     logging.set_verbosity(logging.WARNING)
-  result = loop.train_and_evaluate(config)
+  try:
+    result = loop.train_and_evaluate(config)
+  except (errors.ConfigError, data_errors.DataFileNotFoundError,
+          data_errors.DataFormatError) as error:
+    # The message names the value and the fix, and a traceback would only bury it.
+    sys.exit(f"{type(error).__name__}: {error}")
   for split, metrics in (("validation", result.validation_metrics),
                          ("test", result.eval_metrics)):
     if metrics is not None:

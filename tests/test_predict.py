@@ -142,10 +142,20 @@ def test_predict_best_checkpoint_has_highest_accuracy(trained):
   config, result = trained
   evals = [r for r in result.history if r["split"] == "eval"]
 
-  predictor = predict.load_predictor(config.workdir)
+  predictor = predict.load_predictor(config.workdir, checkpoint="best")
 
   best = max(evals, key=lambda r: (r["accuracy"], r["step"]))
   assert predictor.step == best["step"]
+
+
+def test_predict_final_is_the_tested_state(trained):
+  config, result = trained
+
+  # Without a validation split or early stopping, the run tested its last state.
+  predictor = predict.load_predictor(config.workdir)
+
+  assert predictor.step == int(result.state.step)
+  assert predictor.step == result.history[-1]["step"]
 
 
 def test_predict_reads_vocabulary_of_workdir(trained):
@@ -246,8 +256,10 @@ def test_predict_best_follows_validation_split(tmp_path):
   (_, _), (test_texts, _) = text_datasets.read_splits(config)
   labels, _ = predictor.predict(test_texts)
 
-  # "best" is the step with the lowest validation loss, the state that the run tested.
+  # "best" is the step with the lowest validation loss, the state that the run tested, and
+  # so also the "final" one.
   validations = [r for r in result.history if r["split"] == "validation"]
   assert predictor.step == min(validations, key=lambda r: (r["loss"], -r["step"]))["step"]
   assert predictor.step == int(result.state.step)
+  assert predict.load_predictor(config.workdir).step == predictor.step
   np.testing.assert_array_equal(labels, result.eval_predictions)

@@ -45,6 +45,19 @@ def test_run_names_missing_data_dir(tmp_path):
   assert result.returncode != 0
   assert str(missing) in result.stderr
   assert "--config.data_dir" in result.stderr
+  # The message is the whole report: no traceback, and no run record in the workdir.
+  assert "Traceback" not in result.stderr
+  assert not (tmp_path / "w" / "config.json").exists()
+
+
+def test_run_reports_invalid_value_without_traceback(tmp_path):
+  result = run(CNN_CONFIG, "--config.data.validation_fraction=1.5",
+               f"--config.workdir={tmp_path}")
+
+  assert result.returncode == 1
+  assert ("ConfigError: config.data.validation_fraction=1.5 must be in [0, 1)"
+          in result.stderr)
+  assert "Traceback" not in result.stderr
 
 
 def test_run_sigterm_saves_checkpoint_and_resumes(tiny_mnist_dir, tmp_path):

@@ -7,6 +7,8 @@ of the training data in this way for the sets that have no development split.
 
 import numpy as np
 
+from jaxmodels import errors
+
 
 def validation_indices(num_examples: int, fraction: float,
                        seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -25,17 +27,19 @@ def validation_indices(num_examples: int, fraction: float,
     (train, validation): i64 index arrays that together hold each index once.
 
   Raises:
-    ValueError: if `fraction` is outside (0, 1) or leaves either part empty.
+    jaxmodels.errors.ConfigError: if `fraction` is outside (0, 1) or leaves either part
+      empty.
   """
   if not 0.0 < fraction < 1.0:
-    raise ValueError(f"config.data.validation_fraction={fraction} must be in (0, 1), or 0 to "
+    raise errors.ConfigError(f"config.data.validation_fraction={fraction} must be in (0, 1), or 0 to "
                      "evaluate on the test split each epoch.")
   count = round(fraction * num_examples)
   if not 1 <= count < num_examples:
-    raise ValueError(
+    raise errors.ConfigError(
         f"config.data.validation_fraction={fraction} makes a validation split of {count} of "
-        f"{num_examples} training examples; choose a fraction that leaves at least one example "
-        "in each part."
+        f"{num_examples} training examples; choose a fraction between "
+        f"{1 / num_examples:.2g} and {1 - 1 / num_examples:.4g}, so that each part keeps at "
+        "least one example."
     )
   permutation = np.random.RandomState(seed).permutation(num_examples)
   return np.sort(permutation[count:]), np.sort(permutation[:count])

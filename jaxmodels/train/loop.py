@@ -161,10 +161,11 @@ def train_and_evaluate(
   )
   workdir = config.workdir
   is_writer = jax.process_index() == 0
-  records.log_setup(config)
 
-  # Data, model, optimizer.
+  # Data, model, optimizer. The run record is written once the data has loaded, so a missing
+  # data file leaves no workdir behind.
   dataset = datasets.load_dataset(config)
+  records.log_setup(config)
   per_epoch = pipeline.steps_per_epoch(dataset.train, config.data.batch_size)
   total_steps = per_epoch * config.train.num_epochs
   model = registry.create_model(config, dataset)
@@ -370,6 +371,9 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
                    early.metric, best_step)
   # These evaluations are recorded under the step of the evaluated state.
   if has_validation and not stopped_early:
+    logging.info("Testing the state of step %d, %s.", int(state.step),
+                 f"the best by validation {early.metric}" if early.restore_best
+                 else "the last (restore_best is off)")
     if restored or step == start_step:
       run_eval(int(state.step), epoch_split)
     run_eval(int(state.step), "eval")

@@ -30,7 +30,7 @@ from jaxmodels.train import config as config_lib
 from jaxmodels.train import optim as optim_lib
 from jaxmodels.train import state as state_lib
 
-CHECKPOINT_CHOICES = ("best", "latest")
+CHECKPOINT_CHOICES = ("final", "best", "latest")
 
 
 def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
@@ -113,12 +113,19 @@ class Predictor:
     return probabilities.argmax(axis=-1).astype(np.int32), probabilities
 
 
-def _select_step(checkpointer: checkpoints.Checkpointer, checkpoint: str | int) -> int:
-  """Return the step named by `checkpoint`: "best", "latest" or a step number."""
+def _select_step(checkpointer: checkpoints.Checkpointer, checkpoint: str | int,
+                 config: ml_collections.ConfigDict) -> int:
+  """Return the step named by `checkpoint`: "final", "best", "latest" or a step number."""
   steps = checkpointer.all_steps()
   if not steps:
     raise FileNotFoundError(f"No complete checkpoint found in {checkpointer.directory}. Train "
                             "first, or pass the workdir of a run that saved one.")
+  if checkpoint == "final":
+    # The training loop tests the best checkpoint when a validation split chose it or early
+    # stopping ended the run, and the last one otherwise.
+    stopped = checkpointer.restore_meta(steps[-1]).get("early_stopping", {}).get("stopped")
+    chosen = config.data.get("validation_fraction", 0.0) or stopped
+    checkpoint = "best" if config.train.early_stopping.restore_best and chosen else "latest"
   if checkpoint == "latest":
     return steps[-1]
   if checkpoint == "best":
@@ -137,7 +144,7 @@ def load_predictor(
     workdir: str | os.PathLike[str],
     *,
     config: ml_collections.ConfigDict | None = None,
-    checkpoint: str | int = "best",
+    checkpoint: str | int = "final",
     batch_size: int = 64,
 ) -> Predictor:
   """Restore a text classifier from the workdir of a training run.
@@ -148,9 +155,11 @@ def load_predictor(
   Args:
     workdir: the run's `config.workdir`.
     config: the run config; None reads `workdir/config.json`.
-    checkpoint: "best" (the step ranked first by the run's early-stopping metric, measured
-      on the validation split when the run had one; the latest when no step has it),
-      "latest", or a kept step number.
+    checkpoint: "final" (the state whose test accuracy the run reported: the best
+      checkpoint when a validation split or early stopping chose it, else the latest),
+      "best" (the step ranked first by the run's early-stopping metric, measured on the
+      validation split when the run had one, else on the test split; the latest when no
+      step has it), "latest", or a kept step number.
     batch_size: sentences per compiled call.
 
   Returns:
@@ -163,6 +172,9 @@ def load_predictor(
     CheckpointMismatchError: the checkpoint does not fit the model that the config describes.
   """
   workdir = pathlib.Path(workdir)
+  if not workdir.is_dir():
+    raise FileNotFoundError(f"workdir {workdir} not found. Pass the config.workdir of a "
+                            "training run.")
   config = read_config(workdir) if config is None else config
   if config.data.name not in text_datasets.CLASS_NAMES:
     raise ValueError(
@@ -195,7 +207,7 @@ def load_predictor(
   metric, mode = checkpoints.ranking_metric(config)
   checkpointer = checkpoints.Checkpointer(checkpoint_dir, metric=metric, mode=mode)
   try:
-    step = _select_step(checkpointer, checkpoint)
+    step = _select_step(checkpointer, checkpoint, config)
     state, _ = checkpointer.restore(step, abstract_state)
   finally:
     checkpointer.close()

@@ -9,13 +9,14 @@ import math
 
 import ml_collections
 
+from jaxmodels import errors
 from jaxmodels.train import optim as optim_lib
 from jaxmodels.train import parallel
 
 
 def _require(condition: bool, message: str) -> None:
   if not condition:
-    raise ValueError(message)
+    raise errors.ConfigError(message)
 
 
 def validate_config(
@@ -26,7 +27,7 @@ def validate_config(
     known_models: tuple[str, ...] = (),
     known_datasets: tuple[str, ...] = (),
 ) -> None:
-  """Raise ValueError for the first invalid value in `config`.
+  """Raise `jaxmodels.errors.ConfigError` (a ValueError) for the first invalid value.
 
   Args:
     config: the run's config.
@@ -135,7 +136,7 @@ def validate_config(
     multiple = math.lcm(data_devices, process_count)
     if size % multiple:
       lower, upper = parallel.nearest_valid_batch_sizes(size, multiple)
-      raise ValueError(
+      raise errors.ConfigError(
           f"config.data.{key}={size} does not divide by the {data_devices} devices of the data "
           f"axis (and {process_count} processes); use a multiple of {multiple}, such as "
           f"{lower} or {upper}."
