@@ -100,12 +100,7 @@ def test_lstm_dropout_only_in_training(key):
   model = _small_model(dropout_rate=0.5)
   variables = compiled_calls.init(model, key, IDS)
 
-  evaluated = [compiled_calls.apply(model, variables, IDS, train=False) for _ in range(2)]
-  trained = [
-      compiled_calls.apply(model, variables, IDS, train=True,
-                           rngs={"dropout": jax.random.key(seed)})
-      for seed in (1, 2)
-  ]
+  evaluated, trained = compiled_calls.outputs_in_both_modes(model, variables, IDS)
 
   np.testing.assert_array_equal(evaluated[0], evaluated[1])
   assert not np.allclose(trained[0], trained[1])
