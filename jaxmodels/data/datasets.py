@@ -80,8 +80,8 @@ def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
 
   With `config.data.validation_fraction` above 0 the data set gets a validation split held
   out of its training split (see `jaxmodels.data.splits`). Loaders that build something from
-  the training split, such as the text vocabulary, hold it out themselves; for the others it
-  is taken here.
+  the training split, such as the text vocabulary, hold it out themselves. For the other
+  loaders it is taken here.
 
   Labels of every split are checked on the host against the number of classes, because a
   device-side gather would clamp an out-of-range label silently.

@@ -1,8 +1,7 @@
 """Hold out a random part of a training split as a validation split.
 
 Per-epoch evaluation, early stopping and the choice of the best checkpoint then look at the
-validation split only, and the test split is evaluated once, at the end. Kim (2014) used 10%
-of the training data in this way for the sets that have no development split.
+validation split only, and the test split is evaluated once, at the end.
 """
 
 import numpy as np

@@ -44,8 +44,8 @@ class TrainResult:
   """What a finished (or stopped) run returns.
 
   Attributes:
-    state: the final train state; with a validation split, the best checkpoint's state when
-      `config.train.early_stopping.restore_best` is set.
+    state: the final train state. With a validation split and
+      `config.train.early_stopping.restore_best`, it is the best checkpoint's state.
     eval_metrics: metrics (`loss`, `accuracy`, `count`) of the last test-set evaluation, or
       None. Without a validation split the test set is evaluated each epoch. With one it is
       evaluated once, when training ends, so a run stopped by a signal or a step limit has

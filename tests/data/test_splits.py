@@ -33,7 +33,7 @@ def test_validation_indices_follow_the_seed():
     (0.01, r"validation_fraction=0.01 makes a validation split of 0 of 20 training examples"),
     (0.99, r"validation_fraction=0.99 makes a validation split of 20 of 20 training examples"),
 ])
-def test_validation_indices_reject_fractions_that_empty_a_part(fraction, message):
+def test_validation_indices_reject_empty_parts(fraction, message):
   with pytest.raises(ValueError, match=message):
     splits.validation_indices(20, fraction, seed=0)
 

@@ -175,7 +175,7 @@ def test_read_splits_rejects_other_data_sets(trec_config):
     text_datasets.read_splits(trec_config)
 
 
-def test_validation_split_is_held_out_before_the_vocabulary(trec_config):
+def test_validation_split_excluded_from_vocabulary(trec_config):
   trec_config.data.validation_fraction = 1 / 3
 
   dataset = datasets.load_dataset(trec_config)

@@ -226,7 +226,7 @@ def test_conv1d_grads():
     ((1, 6, 7, 2), (2, 3, 2, 3), (1, 2), (1, 1), ((2, 0), (1, 3))),
 ])
 def test_padded_conv_grads_match_lax(shape, kernel_shape, strides, dilation, padding):
-  # The ops pad the input before the first element themselves; the values and both
+  # The ops pad the input before the first element themselves. The values and both
   # gradients must equal those of XLA's convolution given the same padding.
   params = make_params(kernel_shape, use_bias=False)
   x = normal(shape, seed=0)

@@ -154,7 +154,7 @@ def test_early_stopping_restores_best_checkpoint(tiny_cnn_config):
   result = loop.train_and_evaluate(config)
 
   # Epoch 2 cannot beat epoch 1 by min_delta, so training stops after it. The final state is
-  # the checkpoint with the lowest eval loss of the two; when that is epoch 1's, it is
+  # the checkpoint with the lowest eval loss of the two. When that is epoch 1's, it is
   # restored and evaluated again.
   evals = [r for r in result.history if r["split"] == "eval"]
   best = min(evals[:2], key=lambda r: r["loss"])
@@ -165,7 +165,7 @@ def test_early_stopping_restores_best_checkpoint(tiny_cnn_config):
 
 
 @pytest.mark.parametrize("restore_best", [True, False])
-def test_validation_split_selects_checkpoint_and_tests_once(tiny_cnn_config, restore_best):
+def test_validation_split_picks_tested_checkpoint(tiny_cnn_config, restore_best):
   config = tiny_cnn_config
   config.train.num_epochs = 3
   config.data.validation_fraction = 0.25  # 64 of the 256 training images.
