@@ -30,6 +30,8 @@ def get_config(variant: str | None = None):
   config.model.dropout_rate = 0.5
   # "narrow": windows inside each sentence; "wide": also windows over the sentence ends.
   config.model.convolution = "narrow"
+  # Half-width of the uniform initialization of the embeddings (Kim: 0.25).
+  config.model.embedding_init_scale = 0.05
 
   config.train.num_epochs = 8
 

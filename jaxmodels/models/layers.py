@@ -78,14 +78,15 @@ class Embedding(nn.Module):
 
   vocab_size: int
   features: int
-  embedding_init: nn.initializers.Initializer = nn.initializers.uniform(scale=0.1)
+  # The table starts uniform in [-init_scale, init_scale]: 0.05 as in Keras, 0.25 in Kim (2014).
+  init_scale: float = 0.05
 
   @nn.compact
   def __call__(self, ids: jax.Array) -> jax.Array:
-    # Keras initializes embeddings uniformly in [-0.05, 0.05].
     table = self.param(
         "embedding",
-        lambda key, shape: self.embedding_init(key, shape) - jnp.float32(0.05),
+        lambda key, shape: (nn.initializers.uniform(scale=2 * self.init_scale)(key, shape)
+                            - jnp.float32(self.init_scale)),
         (self.vocab_size, self.features),
     )
     return basic.embed({"embedding": table}, ids)

@@ -61,6 +61,8 @@ def _create_text_cnn(model: ml_collections.ConfigDict, dataset) -> nn.Module:
       num_filters=model.num_filters,
       dropout_rate=model.dropout_rate,
       convolution=model.convolution,
+      # Configs saved before this key existed used the default.
+      embedding_init_scale=model.get("embedding_init_scale", 0.05),
   )
 
 

@@ -17,7 +17,8 @@ same logits whatever padding surrounds it.
 
 Kim also caps the l2 norm of each class's weight vector in the last layer at 3 after every
 update. `max_norm_transform` does that as an Optax transformation, and `config.optim.max_norm`
-turns it on in training. Kim trains with Adadelta, and the experiment configs use Adam.
+turns it on in training. Kim trains with Adadelta (`config.optim.name = "adadelta"`), and the
+experiment configs use Adam.
 """
 
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ class TextCNN(nn.Module):
     convolution: "narrow" takes windows inside the sentence only. "wide" pads each sentence
       with width - 1 zero vectors on both sides and takes every window that overlaps a token,
       so filters also see the sentence ends.
+    embedding_init_scale: the embeddings start uniform in [-scale, scale]; Kim uses 0.25.
   """
 
   num_classes: int
@@ -56,6 +58,7 @@ class TextCNN(nn.Module):
   num_filters: int = 100
   dropout_rate: float = 0.5
   convolution: str = "narrow"
+  embedding_init_scale: float = 0.05
 
   @nn.compact
   def __call__(self, ids: jax.Array, *, train: bool = False) -> jax.Array:
@@ -65,7 +68,8 @@ class TextCNN(nn.Module):
       raise ValueError(
           f"TextCNN: convolution must be one of {CONVOLUTIONS}, got {self.convolution!r}")
     mask = text_layers.padding_mask(ids)  # [B, T]
-    x = layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")(ids)
+    x = layers.Embedding(self.vocab_size, self.embedding_dim,
+                         init_scale=self.embedding_init_scale, name="embedding")(ids)
     x = x * mask.astype(x.dtype)[:, :, None]  # [B, T, E], zero at padding
 
     features = []

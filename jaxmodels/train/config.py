@@ -43,7 +43,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.b1 = 0.9
   config.optim.b2 = 0.999
   config.optim.eps = 1e-7  # Keras's default epsilon for Adam and RMSprop.
-  config.optim.rho = 0.9  # RMSprop's decay of the squared-gradient average.
+  config.optim.rho = 0.9  # decay of the squared-gradient averages of RMSprop and Adadelta.
   config.optim.momentum = 0.0
   # Cap of the l2 norm of each class's weight vector in the layer named max_norm_layer,
   # applied after every update as Kim (2014) does. 0 turns it off.

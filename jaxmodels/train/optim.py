@@ -6,7 +6,7 @@ import optax.contrib
 
 from jaxmodels.models import text_cnn
 
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+OPTIMIZERS = ("adadelta", "adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "warmup_cosine")
 
 
@@ -70,6 +70,12 @@ def create_optimizer(
     transforms.append(
         optax.rmsprop(schedule, decay=optim.rho, eps=optim.eps, momentum=optim.momentum or None)
     )
+  elif optim.name == "adadelta":
+    if optim.weight_decay > 0:
+      transforms.append(optax.add_decayed_weights(optim.weight_decay))
+    # Zeiler's Adadelta, where `rho` decays both running averages. Kim (2014) uses rho=0.95,
+    # eps=1e-6 and a learning rate of 1.
+    transforms.append(optax.adadelta(schedule, rho=optim.rho, eps=optim.eps))
   elif optim.name == "sgd":
     if optim.weight_decay > 0:
       transforms.append(optax.add_decayed_weights(optim.weight_decay))

@@ -167,6 +167,19 @@ def test_text_cnn_dropout_only_in_training(key):
   assert not np.allclose(trained[0], trained[1])
 
 
+@pytest.mark.parametrize("scale", [0.05, 0.25])
+def test_text_cnn_embedding_init_scale(key, scale):
+  model = text_cnn.TextCNN(num_classes=3, vocab_size=400, embedding_dim=50,
+                           embedding_init_scale=scale)
+
+  table = np.asarray(compiled_calls.init(model, key, IDS)["params"]["embedding"]["embedding"])
+
+  # 20,000 draws from U[-scale, scale]: the extremes lie within 0.1% of the bounds.
+  assert table.min() >= -scale and table.max() <= scale
+  assert table.min() < -0.999 * scale and table.max() > 0.999 * scale
+  np.testing.assert_allclose(table.std(), scale / np.sqrt(3), rtol=0.02)
+
+
 def _params_for_max_norm():
   kernel = np.array([[3.0, 0.1, 1.0], [4.0, 0.2, 0.0]], np.float32)  # column norms 5, 0.22, 1
   return {"logits": {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(3, jnp.float32)},
