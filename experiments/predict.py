@@ -19,6 +19,7 @@ from ml_collections import config_flags
 # Config files import each other as `experiments.configs.NAME`.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiments import command_line  # pylint: disable=g-import-not-at-top
 from jaxmodels.train import logs  # pylint: disable=g-import-not-at-top
 from jaxmodels.train import predict  # pylint: disable=g-import-not-at-top
 
@@ -66,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=command_line.parse_flags)

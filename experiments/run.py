@@ -18,6 +18,7 @@ from ml_collections import config_flags
 # Config files import each other as `experiments.configs.NAME`.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiments import command_line  # pylint: disable=g-import-not-at-top
 from jaxmodels import errors  # pylint: disable=g-import-not-at-top
 from jaxmodels.data import errors as data_errors  # pylint: disable=g-import-not-at-top
 from jaxmodels.train import distributed  # pylint: disable=g-import-not-at-top
@@ -53,4 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=command_line.parse_flags)
