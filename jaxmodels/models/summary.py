@@ -15,17 +15,23 @@ def summarize(model, example_inputs: jax.typing.ArrayLike) -> str:
     example_inputs: one batch of inputs, e.g. f32[1, 28, 28, 1].
   """
 
+  call_order = []
+
   def trace(inputs):
     variables = model.init(jax.random.key(0), inputs, train=False)
     _, state = model.apply(
         variables, inputs, train=False, capture_intermediates=True, mutable=["intermediates"]
     )
+    # Flax records submodules as they are called. The pytree that eval_shape returns has its
+    # keys sorted, so the order is kept here.
+    call_order.extend(state["intermediates"])
     return variables["params"], state["intermediates"]
 
   params, intermediates = jax.eval_shape(trace, example_inputs)
 
   rows = []
-  for name, captured in intermediates.items():
+  for name in call_order:
+    captured = intermediates[name]
     if name == "__call__" or "__call__" not in captured:
       continue
     output = jax.tree.leaves(captured["__call__"])[0]

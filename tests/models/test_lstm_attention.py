@@ -10,6 +10,7 @@ import pytest
 from jaxmodels.data import datasets
 from jaxmodels.models import lstm_attention
 from jaxmodels.models import registry
+from jaxmodels.models import summary
 from jaxmodels.ops import recurrent
 from jaxmodels.train import state
 from tests.models import compiled_calls
@@ -116,6 +117,15 @@ def test_lstm_attention_dropout_only_in_training(key):
 
   np.testing.assert_array_equal(evaluated[0], evaluated[1])
   assert not np.allclose(trained[0], trained[1])
+
+
+def test_summary_rows_follow_call_order():
+  model = lstm_attention.LSTMAttentionClassifier(num_classes=6, vocab_size=100)
+
+  table = summary.summarize(model, jnp.zeros((1, 12), jnp.int32))
+
+  names = [line.split()[0] for line in table.splitlines()[2:-2]]
+  assert names == ["embedding", "lstm0", "attention", "lstm1", "dropout", "logits"]
 
 
 def test_lstm_attention_rejects_three_lstms(key):
