@@ -63,8 +63,16 @@ def main() -> None:
 
       for _ in range(args.rounds):
         for flags, worker in workers.items():
+          # As in bench.py, only the worker being timed may run.
+          for other in workers.values():
+            if other is worker:
+              other.resume()
+            else:
+              other.pause()
           worker.send(f"run {results[flags].steps_per_window}")
           results[flags].window_seconds.append(worker.receive(args.timeout)["seconds"])
+      for worker in workers.values():
+        worker.resume()
     finally:
       for worker in workers.values():
         worker.close()
