@@ -148,6 +148,9 @@ def _start_worker(framework: str, model: str, batch_size: int, args, log_dir: st
     result.steps_per_window = args.steps
   else:
     result.steps_per_window = max(1, round(args.window_seconds / ready["step_seconds"]))
+  # Windows of a trainer that runs several steps per compiled call cover whole calls.
+  per_call = ready.get("steps_per_call", 1)
+  result.steps_per_window = -(-result.steps_per_window // per_call) * per_call
   print(f"  {framework}: first step {ready['first_step_seconds']:.2f} s, "
         f"{ready['step_seconds'] * 1e3:.1f} ms/step after warm-up, "
         f"{result.steps_per_window} steps per window", file=sys.stderr)

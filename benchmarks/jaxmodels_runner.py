@@ -122,18 +122,39 @@ class Trainer:
           self.model, self.tx, mesh=self.mesh, backend=self.config.parallel.backend,
           state_shardings=state_shardings,
       )
+      # The model's experiment config sets how many steps one compiled call runs, as in the
+      # training loop.
+      self.steps_per_call = self.config.train.steps_per_call
+      self.multi_fn = None
+      if self.steps_per_call > 1:
+        self.multi_fn = loop.compile_multi_step(
+            self.model, self.tx, mesh=self.mesh, state_shardings=state_shardings)
       self.sums = jax.device_put(steps.zero_metrics(), parallel.replicated(self.mesh))
       jax.block_until_ready(self.state)
     self.index = 0
 
+  def _next_batch(self) -> dict[str, np.ndarray]:
+    batch = self.batches[self.index % len(self.batches)]
+    self.index += 1
+    return batch
+
   def run(self, num_steps: int) -> None:
-    """Run `num_steps` training steps and wait for the last one."""
+    """Run `num_steps` training steps and wait for the last one.
+
+    Whole groups of `steps_per_call` steps run as one compiled call each, and the rest one
+    step per call, as the training loop runs them between two logging steps.
+    """
+    calls, singles = divmod(num_steps, self.steps_per_call)
+    if self.multi_fn is None:
+      calls, singles = 0, num_steps
     with jax.set_mesh(self.mesh):
-      for _ in range(num_steps):
-        batch = self.batches[self.index % len(self.batches)]
-        self.index += 1
+      for _ in range(calls):
+        stacked = parallel.put_batches(
+            [self._next_batch() for _ in range(self.steps_per_call)], self.mesh)
+        self.state, self.sums = self.multi_fn(self.state, self.sums, stacked)
+      for _ in range(singles):
         self.state, self.sums = self.train_fn(
-            self.state, self.sums, parallel.put_batch(batch, self.mesh)
+            self.state, self.sums, parallel.put_batch(self._next_batch(), self.mesh)
         )
       jax.block_until_ready((self.state, self.sums))
 

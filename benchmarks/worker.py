@@ -68,16 +68,20 @@ def main() -> None:
   module, trainer = _create_trainer(args.framework, args.model, args.batch_size, args.seed)
   build_seconds = time.perf_counter() - start
 
+  # A jaxmodels trainer may run several steps per compiled call. Its first call, and every
+  # warm-up chunk, then covers whole calls.
+  steps_per_call = getattr(trainer, "steps_per_call", 1)
   start = time.perf_counter()
-  trainer.run(1)
+  trainer.run(steps_per_call)
   first_step_seconds = time.perf_counter() - start
 
   # Warm up in chunks of `warmup_steps` and estimate the step time from the last chunk.
+  warmup_steps = -(-args.warmup_steps // steps_per_call) * steps_per_call
   warmup_start = time.perf_counter()
   while True:
     start = time.perf_counter()
-    trainer.run(args.warmup_steps)
-    step_seconds = (time.perf_counter() - start) / args.warmup_steps
+    trainer.run(warmup_steps)
+    step_seconds = (time.perf_counter() - start) / warmup_steps
     if time.perf_counter() - warmup_start >= args.warmup_seconds:
       break
 
@@ -86,6 +90,7 @@ def main() -> None:
       "build_seconds": build_seconds,
       "first_step_seconds": first_step_seconds,
       "step_seconds": step_seconds,
+      "steps_per_call": steps_per_call,
       "versions": module.versions(),
   })
 

@@ -1,7 +1,7 @@
 """Prototype: several train steps per compiled call with `lax.scan`.
 
   python benchmarks/prototypes/scan_steps.py [--model=cnn] [--batch-sizes=32,128] \
-      [--steps-per-call=1,4,16] [--rounds=7] [--window-steps=64]
+      [--steps-per-call=1,4,16] [--scan=rolled,unrolled] [--rounds=7] [--window-steps=64]
 
 Builds the jaxmodels trainer of `jaxmodels_runner` (model, optimizer, state and shardings as
 `experiments/run.py` builds them), then compiles `steps.train_step` inside a `lax.scan` over K
@@ -107,12 +107,17 @@ def main() -> None:
   parser.add_argument("--rounds", type=int, default=7)
   parser.add_argument("--window-steps", type=int, default=64,
                       help="train steps per timed window, rounded up to whole calls")
+  parser.add_argument("--scan", default="rolled,unrolled",
+                      help="forms of the scan to time for K > 1: rolled, unrolled or both")
   args = parser.parse_args()
+  forms = [form.strip() for form in args.scan.split(",") if form.strip()]
+  if not forms or set(forms) - {"rolled", "unrolled"}:
+    parser.error(f"--scan must list 'rolled' and/or 'unrolled', got {args.scan!r}")
 
   variants = [(1, False)]
   for count in common.parse_batch_sizes(args.steps_per_call):
     if count > 1:
-      variants += [(count, False), (count, True)]
+      variants += [(count, form == "unrolled") for form in forms]
   print("| model | batch | steps per call | scan | examples/s (median) | min-max | "
         "vs 1 step per call |")
   print("|---|---:|---:|---|---:|---:|---:|")

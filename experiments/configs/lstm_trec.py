@@ -42,6 +42,10 @@ def get_config(variant: str | None = None):
   config.optim.warmup_steps = 100
   config.train.num_epochs = 10
   config.train.log_every_steps = 50
+  # Ten train steps per compiled call. On a 2-core CPU this ran the LSTM at batch 128 1.2x and
+  # the Transformer 1.4x faster than one step per call (the LSTM at batch 32 no faster). A
+  # Transformer run on TREC logged the same metrics at every step either way.
+  config.train.steps_per_call = 10
 
   if variant == "smoke":
     config.workdir = "workdirs/lstm_trec_smoke"

@@ -139,6 +139,49 @@ def compile_steps(
   return train_fn, eval_fn
 
 
+def compile_multi_step(
+    model,
+    tx,
+    *,
+    mesh: jax.sharding.Mesh,
+    state_shardings: Any,
+    trace_counts: collections.Counter | None = None,
+):
+  """Compile `steps.train_steps`, which runs K train steps in one call, for `mesh` with `jit`.
+
+  Args:
+    model: the Flax module.
+    tx: the Optax optimizer.
+    mesh: device mesh.
+    state_shardings: shardings of the train state, from `parallel.state_shardings`.
+    trace_counts: if given, counts traces under `train_steps`.
+
+  Returns:
+    `multi_fn(state, metrics, batches) -> (state, metrics)` on K stacked batches
+    [K, B, ...] from `parallel.put_batches`. It donates its state and metrics buffers and
+    compiles once per K.
+  """
+  trace_counts = collections.Counter() if trace_counts is None else trace_counts
+  replicated = parallel.replicated(mesh)
+  metric_shardings = jax.tree.map(lambda _: replicated, steps.zero_metrics())
+  return jax.jit(
+      _count_traces("train_steps", functools.partial(steps.train_steps, model=model, tx=tx),
+                    trace_counts),
+      in_shardings=(state_shardings, metric_shardings, parallel.stacked_batch_sharding(mesh)),
+      out_shardings=(state_shardings, metric_shardings),
+      donate_argnums=(0, 1),
+  )
+
+
+def _steps_to_boundary(step: int, periods: tuple[int, ...], last_step: int) -> int:
+  """Return how many steps after `step` the next multiple of a period, or `last_step`, is."""
+  remaining = last_step - step
+  for period in periods:
+    if period > 0:
+      remaining = min(remaining, period - step % period)
+  return remaining
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict, *, max_steps: int | None = None
 ) -> TrainResult:
@@ -236,6 +279,14 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
       model, tx, mesh=mesh, backend=config.parallel.backend,
       state_shardings=state_shardings, trace_counts=trace_counts,
   )
+  steps_per_call = config.train.steps_per_call
+  multi_fn = None
+  if steps_per_call > 1:
+    multi_fn = compile_multi_step(model, tx, mesh=mesh, state_shardings=state_shardings,
+                                  trace_counts=trace_counts)
+  # A call of K steps never crosses a step where the loop logs, evaluates or saves, so those
+  # happen at the same steps for every K. Shorter stretches run one step per call.
+  boundaries = (config.train.log_every_steps, per_epoch, config.checkpoint.every_steps)
   replicated = parallel.replicated(mesh)
 
   writer = writer_lib.MetricWriter(workdir, tensorboard=config.logging.tensorboard) if is_writer else None
@@ -304,9 +355,16 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
       last_step, initial=start_step, desc="train", unit="step", enabled=show_progress
   ) as train_bar:
     while step < last_step:
-      state, sums = train_fn(state, sums, parallel.put_batch(next(batches), mesh))
-      step += 1
-      train_bar.update(1)
+      if (multi_fn is not None
+          and _steps_to_boundary(step, boundaries, last_step) >= steps_per_call):
+        stacked = parallel.put_batches([next(batches) for _ in range(steps_per_call)], mesh)
+        state, sums = multi_fn(state, sums, stacked)
+        advanced = steps_per_call
+      else:
+        state, sums = train_fn(state, sums, parallel.put_batch(next(batches), mesh))
+        advanced = 1
+      step += advanced
+      train_bar.update(advanced)
 
       # One host sync per logging interval.
       if step % config.train.log_every_steps == 0 or step == last_step:

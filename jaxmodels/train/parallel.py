@@ -22,6 +22,7 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -83,6 +84,11 @@ def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA_AXIS))
 
 
+def stacked_batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
+  """Sharding of K stacked batches [K, B, ...]: the batch axis split over `data`."""
+  return NamedSharding(mesh, P(None, DATA_AXIS))
+
+
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
   """Sharding of a value held whole on every device."""
   return NamedSharding(mesh, P())
@@ -108,6 +114,16 @@ def put_batch(batch: dict[str, Any], mesh: jax.sharding.Mesh) -> dict[str, jax.A
   return {
       name: jax.make_array_from_process_local_data(sharding, value)
       for name, value in batch.items()
+  }
+
+
+def put_batches(batches: list[dict[str, Any]], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
+  """Stack this process's rows of K batches into global [K, B, ...] arrays, split over `data`."""
+  sharding = stacked_batch_sharding(mesh)
+  return {
+      name: jax.make_array_from_process_local_data(
+          sharding, np.stack([batch[name] for batch in batches]))
+      for name in batches[0]
   }
 
 

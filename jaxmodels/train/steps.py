@@ -90,6 +90,36 @@ def train_step(
   return new_state, jax.tree.map(jnp.add, metrics, batch_sums)
 
 
+def train_steps(
+    state: TrainState,
+    metrics: Metrics,
+    batches: Batch,
+    *,
+    model,
+    tx: optax.GradientTransformation,
+    axis_name: str | None = None,
+) -> tuple[TrainState, Metrics]:
+  """Apply `train_step` to each batch along the leading axis K of `batches`, in a `lax.scan`.
+
+  Args:
+    state: the current train state.
+    metrics: running sums, as in `train_step`.
+    batches: `inputs` [K, B, ...] and `labels` i32[K, B].
+    model: as in `train_step`.
+    tx: as in `train_step`.
+    axis_name: as in `train_step`.
+
+  Returns:
+    The state after K updates and the sums over the K batches added to `metrics`.
+  """
+
+  def body(carry, batch):
+    return train_step(*carry, batch, model=model, tx=tx, axis_name=axis_name), None
+
+  (state, metrics), _ = jax.lax.scan(body, (state, metrics), batches)
+  return state, metrics
+
+
 def eval_step(
     params: Any, batch: Batch, *, model, axis_name: str | None = None
 ) -> tuple[Metrics, jax.Array]:

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from jaxmodels.train import checkpoints
+from jaxmodels.train import config as config_lib
 from jaxmodels.train import loop
+from jaxmodels.train import parallel
 from jaxmodels.train import writer
 
 
@@ -282,3 +284,53 @@ def test_resume_with_fewer_epochs_only_evaluates(tiny_cnn_config):
   assert "train_step" not in result.trace_counts
   assert int(result.state.step) == 16
   assert result.eval_metrics["count"] == 100
+
+
+# Logs fall every 4 steps and epochs end every 8: calls of 4 fill every stretch, while calls of 3
+# leave single steps before each boundary.
+@pytest.mark.parametrize("steps_per_call, single_step_traces", [(3, 1), (4, 0)])
+def test_steps_per_call_matches_single_steps(tiny_cnn_config, tmp_path, steps_per_call,
+                                             single_step_traces):
+  config = tiny_cnn_config
+  single = loop.train_and_evaluate(config)
+  config.train.steps_per_call = steps_per_call
+  config.workdir = str(tmp_path / f"steps_per_call_{steps_per_call}")
+
+  grouped = loop.train_and_evaluate(config)
+
+  assert grouped.trace_counts["train_steps"] == 1
+  assert grouped.trace_counts["eval_step"] == 1
+  assert grouped.trace_counts.get("train_step", 0) == single_step_traces
+  assert int(grouped.state.step) == int(single.state.step) == 16
+  # Logs, evaluations and checkpoints fall on the same steps.
+  assert ([(r["step"], r["split"]) for r in grouped.history]
+          == [(r["step"], r["split"]) for r in single.history])
+  # XLA may compile the convolutions inside the scan to other kernels, so the parameters
+  # agree to rounding rather than bit for bit.
+  for a, b in zip(jax.tree.leaves(grouped.state.params), jax.tree.leaves(single.state.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("step, periods, last_step, expected", [
+    (0, (4, 8, 0), 16, 4),
+    (3, (4, 8, 0), 16, 1),
+    (4, (100, 86, 0), 500, 82),
+    (80, (100, 86, 0), 500, 6),
+    (14, (4, 8, 0), 15, 1),
+    (0, (0, 0, 0), 7, 7),
+])
+def test_steps_to_boundary(step, periods, last_step, expected):
+  assert loop._steps_to_boundary(step, periods, last_step) == expected
+
+
+def test_put_batches_stacks_along_new_axis():
+  mesh = parallel.create_mesh(config_lib.base_config().parallel)
+  batches = [{"inputs": np.full((4, 3), k, np.float32), "labels": np.full((4,), k, np.int32)}
+             for k in range(5)]
+
+  stacked = parallel.put_batches(batches, mesh)
+
+  assert stacked["inputs"].shape == (5, 4, 3)
+  assert stacked["labels"].shape == (5, 4)
+  np.testing.assert_array_equal(np.asarray(stacked["labels"])[:, 0], np.arange(5))
+  assert stacked["inputs"].sharding.spec == parallel.stacked_batch_sharding(mesh).spec

@@ -40,6 +40,7 @@ def test_validate_accepts_shipped_configs():
         ("data.validation_fraction", -0.1,
          r"config.data.validation_fraction=-0.1 must be in \[0, 1\)"),
         ("data.validation_seed", -1, r"config.data.validation_seed=-1 must be a non-negative"),
+        ("train.steps_per_call", 0, r"config.train.steps_per_call=0 must be at least 1"),
     ],
 )
 def test_validate_rejects_bad_value(key, value, message):
@@ -62,6 +63,15 @@ def test_validate_rejects_batch_not_dividing_devices():
   assert "config.data.batch_size=100" in message
   assert "8 devices" in message
   assert "96 or 104" in message
+
+
+def test_validate_rejects_steps_per_call_with_pmap():
+  config = cnn_mnist.get_config()
+  config.train.steps_per_call = 4
+  config.parallel.backend = "pmap"
+
+  with pytest.raises(ValueError, match=r"steps_per_call=4 needs config.parallel.backend='jit'"):
+    validate_cnn(config)
 
 
 def test_validate_rejects_mesh_not_fitting_devices():
