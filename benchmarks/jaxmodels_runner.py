@@ -171,7 +171,7 @@ def compare_variants(model: str, batch_size: int, module: Any, attribute: str,
 
   Each trainer compiles while its variant is in place (models look ops up at trace time),
   and the original is restored afterwards. Timed windows of at least `examples_per_window`
-  examples (and 3 steps) alternate between the variants. Returns the median examples/s of
+  examples (and 3 steps, rounded up to whole compiled calls) alternate between the variants. Returns the median examples/s of
   each.
   """
   original = getattr(module, attribute)
@@ -180,11 +180,14 @@ def compare_variants(model: str, batch_size: int, module: Any, attribute: str,
     for name, variant in variants.items():
       setattr(module, attribute, variant)
       trainers[name] = create_trainer(model, batch_size, seed=0)
-      trainers[name].run(3)
+      trainers[name].run(max(3, trainers[name].steps_per_call))
   finally:
     setattr(module, attribute, original)
 
   steps = max(3, examples_per_window // batch_size)
+  # Whole compiled calls for models whose config runs several steps per call.
+  per_call = max(trainer.steps_per_call for trainer in trainers.values())
+  steps = -(-steps // per_call) * per_call
   rates = {name: [] for name in trainers}
   for _ in range(rounds):
     for name, trainer in trainers.items():
