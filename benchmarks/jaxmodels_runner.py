@@ -128,7 +128,8 @@ class Trainer:
       self.multi_fn = None
       if self.steps_per_call > 1:
         self.multi_fn = loop.compile_multi_step(
-            self.model, self.tx, mesh=self.mesh, state_shardings=state_shardings)
+            self.model, self.tx, mesh=self.mesh, backend=self.config.parallel.backend,
+            state_shardings=state_shardings)
       self.sums = jax.device_put(steps.zero_metrics(), parallel.replicated(self.mesh))
       jax.block_until_ready(self.state)
     self.index = 0

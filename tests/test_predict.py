@@ -101,7 +101,9 @@ def trained(request, tmp_path_factory):
 def test_train_text_models_learn_tiny_task(trained):
   config, result = trained
 
-  assert result.trace_counts == {"train_step": 1, "eval_step": 1}
+  # The LSTM config runs several steps per call, and stretches between logs one step each.
+  assert result.trace_counts["eval_step"] == 1
+  assert all(count == 1 for count in result.trace_counts.values()), result.trace_counts
   assert result.eval_metrics["count"] == len(result.dataset.test["labels"])
   # Each class has a word that gives it away; chance is 1/6 on TREC and 1/2 on MR.
   assert result.eval_metrics["accuracy"] >= 0.75, config.model.name

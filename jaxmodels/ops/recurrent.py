@@ -94,11 +94,16 @@ def _check_mask(name: str, mask: jax.typing.ArrayLike | None,
 
 
 def _initial_state(name: str, initial_state: Any, x: jax.Array, units: int,
-                   num_states: int) -> tuple[jax.Array, ...]:
-  """Return the initial state as a tuple of `num_states` arrays `[B, U]`."""
+                   num_states: int, params: Any) -> tuple[jax.Array, ...]:
+  """Return the initial state as a tuple of `num_states` arrays `[B, U]`.
+
+  Under `jax.shard_map` the state is marked as varying wherever `x` or `params` vary, since
+  the scan's steps mix them into it.
+  """
   shape = (x.shape[0], units)
+  sources = (x, *jax.tree.leaves(params))
   if initial_state is None:
-    return tuple(jnp.zeros(shape, x.dtype) for _ in range(num_states))
+    return tuple(_vary_like(jnp.zeros(shape, x.dtype), *sources) for _ in range(num_states))
 
   states = initial_state if num_states > 1 else (initial_state,)
   if not isinstance(states, (tuple, list)) or len(states) != num_states:
@@ -110,7 +115,26 @@ def _initial_state(name: str, initial_state: Any, x: jax.Array, units: int,
     if state.shape != shape:
       raise ValueError(
           f"{name}: initial_state must have shape [B, U] = {shape}, got {state.shape}")
-  return tuple(state.astype(x.dtype) for state in states)
+  return tuple(_vary_like(state.astype(x.dtype), *sources) for state in states)
+
+
+def _vary_like(state: jax.Array, *sources: jax.Array) -> jax.Array:
+  """Mark `state` as varying over every mesh axis that one of `sources` varies over.
+
+  Under `jax.shard_map` a scan carry must keep its type, and a step that mixes per-device
+  values into it makes it vary over their axes. Outside `shard_map` no array varies, and
+  `state` is returned as is.
+  """
+
+  def varying_axes(array):
+    aval = jax.typeof(array)
+    # jax 0.10 keeps the varying axes in `manual_axis_type`, and some other releases in `vma`.
+    axis_type = getattr(aval, "manual_axis_type", None)
+    return set(axis_type.varying if axis_type is not None else getattr(aval, "vma", ()))
+
+  needed = set().union(*(varying_axes(source) for source in sources))
+  missing = tuple(sorted(needed - varying_axes(state)))
+  return jax.lax.pcast(state, missing, to="varying") if missing else state
 
 
 def _check_unroll(name: str, unroll: Any) -> None:
@@ -191,7 +215,7 @@ def simple_rnn(
   x = jnp.asarray(x)
   units = _check_params("simple_rnn", params, x, 1, None)
   mask = _check_mask("simple_rnn", mask, x)
-  state = _initial_state("simple_rnn", initial_state, x, units, 1)
+  state = _initial_state("simple_rnn", initial_state, x, units, 1, params)
   kernel, recurrent_kernel, bias = (
       jnp.asarray(params[name]).astype(x.dtype)
       for name in ("kernel", "recurrent_kernel", "bias"))
@@ -258,7 +282,7 @@ def lstm(
   x = jnp.asarray(x)
   units = _check_params("lstm", params, x, 4, None)
   mask = _check_mask("lstm", mask, x)
-  state = _initial_state("lstm", initial_state, x, units, 2)
+  state = _initial_state("lstm", initial_state, x, units, 2, params)
   kernel, recurrent_kernel, bias = (
       jnp.asarray(params[name]).astype(x.dtype)
       for name in ("kernel", "recurrent_kernel", "bias"))
@@ -349,6 +373,9 @@ def _lstm_scan_bwd(reverse, return_sequences, unroll, residuals, cotangents):
   d_ys, d_h, d_c = cotangents
   if not return_sequences:
     d_ys = None
+  # Under shard_map the carried gradients vary wherever the weights or the gates do.
+  sources = (recurrent_kernel, zs, *([] if d_ys is None else [d_ys]))
+  d_h, d_c = _vary_like(d_h, *sources), _vary_like(d_c, *sources)
 
   def step(carry, inputs):
     d_h, d_c = carry  # Gradients with respect to the state leaving this step.
@@ -439,7 +466,7 @@ def gru(
   x = jnp.asarray(x)
   units = _check_params("gru", params, x, 3, 2)
   mask = _check_mask("gru", mask, x)
-  state = _initial_state("gru", initial_state, x, units, 1)
+  state = _initial_state("gru", initial_state, x, units, 1, params)
   kernel, recurrent_kernel, bias = (
       jnp.asarray(params[name]).astype(x.dtype)
       for name in ("kernel", "recurrent_kernel", "bias"))

@@ -61,8 +61,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.num_epochs = 10
   config.train.log_every_steps = 100
-  # Train steps per compiled call: K > 1 runs K steps in one `lax.scan`, which cuts the
-  # per-call cost (see docs/benchmarks.md). Needs config.parallel.backend = "jit".
+  # Train steps per compiled call: K > 1 runs K steps in one `lax.scan` (see
+  # docs/benchmarks.md for the speed on CPU).
   config.train.steps_per_call = 1
   # A progress bar on a terminal or in a notebook; never when output goes to a file.
   config.train.progress_bar = True

@@ -144,15 +144,17 @@ def compile_multi_step(
     tx,
     *,
     mesh: jax.sharding.Mesh,
+    backend: str,
     state_shardings: Any,
     trace_counts: collections.Counter | None = None,
 ):
-  """Compile `steps.train_steps`, which runs K train steps in one call, for `mesh` with `jit`.
+  """Compile `steps.train_steps`, which runs K train steps in one call, for `mesh`.
 
   Args:
     model: the Flax module.
     tx: the Optax optimizer.
     mesh: device mesh.
+    backend: `jit` or `pmap` (see `jaxmodels.train.parallel`).
     state_shardings: shardings of the train state, from `parallel.state_shardings`.
     trace_counts: if given, counts traces under `train_steps`.
 
@@ -164,11 +166,14 @@ def compile_multi_step(
   trace_counts = collections.Counter() if trace_counts is None else trace_counts
   replicated = parallel.replicated(mesh)
   metric_shardings = jax.tree.map(lambda _: replicated, steps.zero_metrics())
-  return jax.jit(
+  return parallel.compile_step(
       _count_traces("train_steps", functools.partial(steps.train_steps, model=model, tx=tx),
                     trace_counts),
+      mesh=mesh,
+      backend=backend,
       in_shardings=(state_shardings, metric_shardings, parallel.stacked_batch_sharding(mesh)),
       out_shardings=(state_shardings, metric_shardings),
+      batch_argnum=2,
       donate_argnums=(0, 1),
   )
 
@@ -282,8 +287,8 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
   steps_per_call = config.train.steps_per_call
   multi_fn = None
   if steps_per_call > 1:
-    multi_fn = compile_multi_step(model, tx, mesh=mesh, state_shardings=state_shardings,
-                                  trace_counts=trace_counts)
+    multi_fn = compile_multi_step(model, tx, mesh=mesh, backend=config.parallel.backend,
+                                  state_shardings=state_shardings, trace_counts=trace_counts)
   # A call of K steps never crosses a step where the loop logs, evaluates or saves, so those
   # happen at the same steps for every K. Shorter stretches run one step per call.
   boundaries = (config.train.log_every_steps, per_epoch, config.checkpoint.every_steps)

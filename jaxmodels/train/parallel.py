@@ -146,7 +146,7 @@ def compile_step(
     in_shardings: shardings of the positional arguments.
     out_shardings: shardings of the outputs.
     batch_argnum: position of the batch argument; the `pmap` back end splits it over `data`
-      and passes every other argument whole.
+      as its sharding in `in_shardings` does, and passes every other argument whole.
     donate_argnums: arguments whose buffers the step may reuse for its outputs.
 
   Returns:
@@ -166,8 +166,11 @@ def compile_step(
           f"model={mesh.shape[MODEL_AXIS]}; set config.parallel.mesh_shape=(-1, 1) or use "
           "backend='jit'."
       )
+    # The batch keeps its own split over `data` (the leading axis, or the second one for
+    # stacked batches), and every other argument reaches each device whole.
     in_specs = tuple(
-        P(DATA_AXIS) if index == batch_argnum else P() for index in range(len(in_shardings))
+        in_shardings[index].spec if index == batch_argnum else P()
+        for index in range(len(in_shardings))
     )
     out_specs = jax.tree.map(lambda sharding: sharding.spec, out_shardings)
     per_device = jax.shard_map(

@@ -92,11 +92,6 @@ def validate_config(
       f"config.train.steps_per_call={train.steps_per_call} must be at least 1.",
   )
   _require(
-      train.steps_per_call == 1 or config.parallel.backend == "jit",
-      f"config.train.steps_per_call={train.steps_per_call} needs config.parallel.backend='jit' "
-      f"(got {config.parallel.backend!r}); set steps_per_call=1 for the pmap back end.",
-  )
-  _require(
       config.checkpoint.every_steps >= 0,
       f"config.checkpoint.every_steps={config.checkpoint.every_steps} must be 0 (save at epoch "
       "ends only) or positive.",

@@ -110,15 +110,15 @@ def test_data_parallel_matches_one_device(model, cnn_spec, lstm_spec, tmp_path):
   spec = cnn_spec if model == "cnn" else lstm_spec
   meshes = [([1, 1], "jit"), ([2, 1], "jit"), ([4, 1], "jit"), ([8, 1], "jit"),
             ([8, 1], "pmap"), ([2, 1], "pmap")]
-  cnn_spec["runs"] = [
+  spec["runs"] = [
       {"workdir": str(tmp_path / f"{backend}_{mesh[0]}"), "parallel.mesh_shape": mesh,
        "parallel.backend": backend, "max_steps": 4}
       for mesh, backend in meshes
   ]
 
-  cnn_spec["return_params"] = True
+  spec["return_params"] = True
 
-  results = run_worker(cnn_spec, device_count=8)
+  results = run_worker(spec, device_count=8)
 
   reference = results[0]
   assert len(reference["losses"]) == 4
@@ -143,6 +143,32 @@ def test_model_axis_matches_data_parallel(model, cnn_spec, lstm_spec, tmp_path):
   data_parallel, model_parallel = run_worker(spec, device_count=8)
 
   np.testing.assert_allclose(model_parallel["losses"], data_parallel["losses"], rtol=RTOL)
+
+
+def test_steps_per_call_matches_on_every_mesh(lstm_spec, tmp_path):
+  # Logs every 4 steps, so calls of 2 steps fill every stretch.
+  lstm_spec["config"]["train.log_every_steps"] = 4
+  runs = [([1, 1], "jit", 1), ([1, 1], "jit", 2), ([4, 1], "jit", 2), ([4, 1], "pmap", 2)]
+  lstm_spec["runs"] = [
+      {"workdir": str(tmp_path / f"{backend}_{mesh[0]}_{k}"), "parallel.mesh_shape": mesh,
+       "parallel.backend": backend, "train.steps_per_call": k, "max_steps": 8}
+      for mesh, backend, k in runs
+  ]
+  lstm_spec["return_params"] = True
+
+  results = run_worker(lstm_spec, device_count=4)
+
+  reference = results[0]
+  assert len(reference["losses"]) == 2
+  for (mesh, backend, k), result in zip(runs, results):
+    label = f"mesh {mesh}, backend {backend}, {k} steps per call"
+    np.testing.assert_allclose(result["losses"], reference["losses"], rtol=RTOL, err_msg=label)
+    for leaf, expected in zip(result["params"], reference["params"]):
+      np.testing.assert_allclose(
+          np.array(leaf), np.array(expected), rtol=RTOL, atol=1e-6, err_msg=label
+      )
+  assert results[1]["trace_counts"]["train_steps"] == 1
+  assert "train_step" not in results[3]["trace_counts"]
 
 
 @pytest.mark.parametrize("saved_on, restored_on", [(8, 1), (1, 8)])

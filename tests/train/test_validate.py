@@ -65,15 +65,6 @@ def test_validate_rejects_batch_not_dividing_devices():
   assert "96 or 104" in message
 
 
-def test_validate_rejects_steps_per_call_with_pmap():
-  config = cnn_mnist.get_config()
-  config.train.steps_per_call = 4
-  config.parallel.backend = "pmap"
-
-  with pytest.raises(ValueError, match=r"steps_per_call=4 needs config.parallel.backend='jit'"):
-    validate_cnn(config)
-
-
 def test_validate_rejects_mesh_not_fitting_devices():
   config = cnn_mnist.get_config()
   config.parallel.mesh_shape = (3, 4)
