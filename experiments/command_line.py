@@ -2,17 +2,39 @@
 
 import sys
 
-from absl import app
+from absl import flags
+
+
+def _fail(message: str) -> None:
+  sys.exit(f"FATAL Flags parsing error: {message}")
+
+
+def _config_argument(argv: list[str]) -> str:
+  return next((arg for arg in argv[1:] if arg.startswith("--config=")), "--config")
+
+
+def _last_line(error: BaseException) -> str:
+  return str(error).strip().splitlines()[-1].strip()
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """Parse the command line, and report an override of a missing config key in one line.
+  """Parse the command line, and report each config mistake in one line, without a traceback.
 
-  ml_collections raises KeyError or AttributeError for `--config.data.validaton_fraction`,
-  and absl would print its traceback. Other errors propagate unchanged.
+  Handled: an override of a missing key (ml_collections raises KeyError or AttributeError
+  for `--config.data.validaton_fraction`), a config file that does not load, and an unknown
+  variant. Other flag errors print as absl prints them, and other exceptions propagate.
   """
   try:
-    return app.parse_flags_with_usage(argv)
+    remaining = flags.FLAGS(argv)
+  except flags.Error as error:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if "Error whilst parsing config file" in str(error):
+      # The message embeds the traceback of the config file; its last line is the cause.
+      _fail(f"{_config_argument(argv)}: {lines[-1]}")
+    _fail(f"{error}\nPass --helpshort or --helpfull to see help on flags.")
+  except OSError as error:
+    # An override such as --config.seed=1 reads a config file that failed to load.
+    _fail(f"{_config_argument(argv)}: the config file failed to load: {_last_line(error)}")
   except (AttributeError, KeyError) as error:
     cause = error
     while cause.args and isinstance(cause.args[0], BaseException):
@@ -24,5 +46,14 @@ def parse_flags(argv: list[str]) -> list[str]:
     overrides = [arg for arg in argv[1:] if arg.startswith("--config.")]
     culprit = next((arg for arg in overrides
                     if key in arg.split("=", 1)[0].split(".")), " ".join(overrides))
-    sys.exit(f"FATAL Flags parsing error: {culprit}: config key {key!r} not found. "
-             f"{hint or 'Check its spelling against the config file.'}")
+    _fail(f"{culprit}: config key {key!r} not found. "
+          f"{hint or 'Check its spelling against the config file.'}")
+
+  # ml_collections defers a config file that failed to load until its first use.
+  config = flags.FLAGS["config"].value if "config" in flags.FLAGS else None
+  if config is not None:
+    try:
+      config.keys()
+    except OSError as error:
+      _fail(f"{_config_argument(argv)}: the config file failed to load: {_last_line(error)}")
+  return remaining

@@ -1,4 +1,4 @@
-"""Classify sentences with a text classifier trained by experiments/run.py.
+r"""Classify sentences with a text classifier trained by experiments/run.py.
 
   python experiments/predict.py --workdir=workdirs/text_cnn_trec \
       "How far is it from Denver to Aspen ?" "What is a caldera ?"

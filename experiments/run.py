@@ -1,4 +1,4 @@
-"""Train and evaluate a model from a config file.
+r"""Train and evaluate a model from a config file.
 
   python experiments/run.py --config=experiments/configs/cnn_mnist.py \
       --config.data_dir=/path/to/mnist --config.optim.learning_rate=3e-4

@@ -32,6 +32,24 @@ def test_run_rejects_unknown_config_key(tmp_path):
   assert not (tmp_path / "checkpoints").exists()
 
 
+def test_run_reports_missing_config_file_in_one_line(tmp_path):
+  missing = REPO / "experiments" / "configs" / "cnn_mnits.py"
+  result = run(f"--config={missing}", f"--config.workdir={tmp_path}")
+
+  assert result.returncode == 1
+  assert f"--config={missing}: the config file failed to load" in result.stderr
+  assert "No such file or directory" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_run_reports_unknown_variant_in_one_line(tmp_path):
+  result = run(CNN_CONFIG + ":smok", f"--config.workdir={tmp_path}")
+
+  assert result.returncode == 1
+  assert "Unknown config variant 'smok'; use 'smoke' or none." in result.stderr
+  assert "Traceback" not in result.stderr
+
+
 def test_run_rejects_wrong_value_type(tmp_path):
   result = run(CNN_CONFIG, "--config.data.batch_size=big", f"--config.workdir={tmp_path}")
 

@@ -36,5 +36,5 @@ def get_config(variant: str | None = None):
     config.train.num_epochs = 1
     config.train.log_every_steps = 50
   elif variant is not None:
-    raise ValueError(f"Unknown variant {variant!r} of cnn_mnist; use 'smoke' or none.")
+    raise ValueError(f"Unknown config variant {variant!r}; use 'smoke' or none.")
   return config

@@ -55,5 +55,5 @@ def get_config(variant: str | None = None):
     config.optim.warmup_steps = 10
     config.train.num_epochs = 1
   elif variant is not None:
-    raise ValueError(f"Unknown variant {variant!r} of lstm_trec; use 'smoke' or none.")
+    raise ValueError(f"Unknown config variant {variant!r}; use 'smoke' or none.")
   return config
