@@ -40,7 +40,10 @@ def missing_files_error(
     An error that lists the expected paths and names the flag that sets `data_dir`.
   """
   lines = [f"{dataset}: data file(s) not found in data_dir={os.fspath(data_dir)!r}:"]
-  if not os.path.isdir(data_dir):
+  if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+    lines = [f"{dataset}: data_dir={os.fspath(data_dir)!r} is a file, not a directory. "
+             "Expected:"]
+  elif not os.path.isdir(data_dir):
     lines = [f"{dataset}: data directory {os.fspath(data_dir)!r} does not exist. Expected:"]
   lines.extend(f"  {path}" for path in expected)
   lines.append(

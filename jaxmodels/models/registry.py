@@ -5,10 +5,12 @@ from collections.abc import Callable
 import flax.linen as nn
 import ml_collections
 
+from jaxmodels import errors
 from jaxmodels.models import cnn
 from jaxmodels.models import lstm
 from jaxmodels.models import lstm_attention
 from jaxmodels.models import text_cnn
+from jaxmodels.models import text_layers
 from jaxmodels.models import transformer
 
 ModelFactory = Callable[[ml_collections.ConfigDict, object], nn.Module]
@@ -103,3 +105,27 @@ def create_model(config: ml_collections.ConfigDict, dataset) -> nn.Module:
         f"{tuple(MODELS)}."
     )
   return MODELS[config.model.name](config.model, dataset)
+
+# The string options of each model and their allowed values.
+CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "text_cnn": {"convolution": text_cnn.CONVOLUTIONS},
+    "transformer": {
+        "position_embedding": text_layers.POSITION_EMBEDDINGS,
+        "pooling": transformer.POOLINGS,
+    },
+}
+
+
+def check_model_config(model: ml_collections.ConfigDict) -> None:
+  """Raise `ConfigError` for a string option of `config.model` outside its allowed values.
+
+  Runs before any data is read or written, so that a typo such as
+  `--config.model.convolution=Wide` stops the run at once.
+  """
+  for key, allowed in CHOICES.get(model.name, {}).items():
+    value = model.get(key)
+    if value not in allowed:
+      raise errors.ConfigError(
+          f"config.model.{key}={value!r} is not one of {allowed}. Set "
+          f"--config.model.{key} to one of them.")
+

@@ -207,6 +207,7 @@ def train_and_evaluate(
       known_models=tuple(registry.MODELS),
       known_datasets=tuple(datasets.LOADERS),
   )
+  registry.check_model_config(config.model)
   workdir = config.workdir
   is_writer = jax.process_index() == 0
 

@@ -115,6 +115,17 @@ def test_load_trec_missing_directory(tmp_path):
   assert str(directory / "TREC_10.label") in str(info.value)
 
 
+def test_load_trec_data_dir_is_file(tmp_path):
+  path = tmp_path / "questions.txt"
+  path.write_text("DESC:def What is a caldera ?\n")
+
+  with pytest.raises(FileNotFoundError, match="is a file, not a directory") as info:
+    trec.load_trec(path)
+
+  assert str(path) in str(info.value)
+  assert "--config.data_dir=" in str(info.value)
+
+
 @pytest.mark.skipif(not REAL_DIR.is_dir(), reason=f"{REAL_DIR} not present")
 def test_load_trec_real_counts():
   data = trec.load_trec(REAL_DIR)

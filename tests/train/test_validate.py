@@ -1,8 +1,12 @@
 """Tests of config validation: each bad value fails before any compile, naming key and fix."""
 
+import importlib
+
 import pytest
 
 from experiments.configs import cnn_mnist
+from jaxmodels import errors
+from jaxmodels.models import registry
 from jaxmodels.train import validate
 
 
@@ -81,3 +85,18 @@ def test_locked_config_rejects_unknown_key_and_wrong_type():
     config.optim.learning_rat = 1e-3
   with pytest.raises(TypeError, match="learning_rate"):
     config.optim.learning_rate = "fast"
+
+
+@pytest.mark.parametrize("config_name, key, value", [
+    ("text_cnn_trec", "convolution", "Wide"),
+    ("transformer_trec", "position_embedding", "rotary"),
+    ("transformer_trec", "pooling", "max"),
+])
+def test_model_choice_rejected_before_data(config_name, key, value):
+  config = importlib.import_module(f"experiments.configs.{config_name}").get_config()
+  registry.check_model_config(config.model)
+  config.model[key] = value
+
+  message = rf"config.model.{key}='{value}' is not one of"
+  with pytest.raises(errors.ConfigError, match=message):
+    registry.check_model_config(config.model)
