@@ -172,8 +172,8 @@ def compare_variants(model: str, batch_size: int, module: Any, attribute: str,
 
   Each trainer compiles while its variant is in place (models look ops up at trace time),
   and the original is restored afterwards. Timed windows of at least `examples_per_window`
-  examples (and 3 steps, rounded up to whole compiled calls) alternate between the variants. Returns the median examples/s of
-  each.
+  examples (and 3 steps, rounded up to whole compiled calls) alternate between the variants.
+  Returns the median examples/s of each.
   """
   original = getattr(module, attribute)
   trainers = {}

@@ -115,19 +115,11 @@ def compile_steps(
     buffers, and `eval_fn(params, batch) -> (sums, predictions)`.
   """
   trace_counts = collections.Counter() if trace_counts is None else trace_counts
-  replicated = parallel.replicated(mesh)
-  metric_shardings = jax.tree.map(lambda _: replicated, steps.zero_metrics())
   batch_shardings = parallel.batch_sharding(mesh)
-  train_fn = parallel.compile_step(
-      _count_traces("train_step", functools.partial(steps.train_step, model=model, tx=tx),
-                    trace_counts),
-      mesh=mesh,
-      backend=backend,
-      in_shardings=(state_shardings, metric_shardings, batch_shardings),
-      out_shardings=(state_shardings, metric_shardings),
-      batch_argnum=2,
-      donate_argnums=(0, 1),
-  )
+  train_fn = _compile_train(
+      "train_step", steps.train_step, model, tx, batch_shardings, mesh=mesh, backend=backend,
+      state_shardings=state_shardings, trace_counts=trace_counts)
+  metric_shardings = _metric_shardings(mesh)
   eval_fn = parallel.compile_step(
       _count_traces("eval_step", functools.partial(steps.eval_step, model=model), trace_counts),
       mesh=mesh,
@@ -164,14 +156,30 @@ def compile_multi_step(
     compiles once per K.
   """
   trace_counts = collections.Counter() if trace_counts is None else trace_counts
+  return _compile_train(
+      "train_steps", steps.train_steps, model, tx, parallel.stacked_batch_sharding(mesh),
+      mesh=mesh, backend=backend, state_shardings=state_shardings, trace_counts=trace_counts)
+
+
+def _metric_shardings(mesh: jax.sharding.Mesh) -> Any:
+  """Return the shardings of the running metric sums: replicated on every device."""
   replicated = parallel.replicated(mesh)
-  metric_shardings = jax.tree.map(lambda _: replicated, steps.zero_metrics())
+  return jax.tree.map(lambda _: replicated, steps.zero_metrics())
+
+
+def _compile_train(name: str, step_fn, model, tx, batch_sharding, *, mesh: jax.sharding.Mesh,
+                   backend: str, state_shardings: Any, trace_counts: collections.Counter):
+  """Compile `step_fn(state, metrics, batch)`, counting its traces under `name`.
+
+  The compiled function donates its state and metrics buffers, and its batch argument has
+  `batch_sharding`.
+  """
+  metric_shardings = _metric_shardings(mesh)
   return parallel.compile_step(
-      _count_traces("train_steps", functools.partial(steps.train_steps, model=model, tx=tx),
-                    trace_counts),
+      _count_traces(name, functools.partial(step_fn, model=model, tx=tx), trace_counts),
       mesh=mesh,
       backend=backend,
-      in_shardings=(state_shardings, metric_shardings, parallel.stacked_batch_sharding(mesh)),
+      in_shardings=(state_shardings, metric_shardings, batch_sharding),
       out_shardings=(state_shardings, metric_shardings),
       batch_argnum=2,
       donate_argnums=(0, 1),

@@ -175,8 +175,10 @@ def test_text_cnn_embedding_init_scale(key, scale):
   table = np.asarray(compiled_calls.init(model, key, IDS)["params"]["embedding"]["embedding"])
 
   # 20,000 draws from U[-scale, scale]: the extremes lie within 0.1% of the bounds.
-  assert table.min() >= -scale and table.max() <= scale
-  assert table.min() < -0.999 * scale and table.max() > 0.999 * scale
+  assert table.min() >= -scale
+  assert table.max() <= scale
+  assert table.min() < -0.999 * scale
+  assert table.max() > 0.999 * scale
   np.testing.assert_allclose(table.std(), scale / np.sqrt(3), rtol=0.02)
 
 
