@@ -19,6 +19,8 @@ def use_mr_data(config, variant: str | None = None):
   """
   config.data_dir = "data/mr"
   config.data.name = "mr"
+  # The MR files are lower-case already, but a TREC config may turn lower-casing off.
+  config.data.lowercase = True
   # The training folds have about 19,000 distinct tokens: keep them all.
   config.data.vocab_size = 20000
   # The longest MR snippet has 63 tokens, so 64 steps truncate nothing.

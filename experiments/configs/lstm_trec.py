@@ -22,6 +22,8 @@ def get_config(variant: str | None = None):
   config.data.name = "trec"
   # The vocabulary comes from the training split, and vocab_size also sizes the embedding table.
   config.data.vocab_size = 10000
+  # Lower-case the text before tokenizing. vocab.json records the choice for prediction.
+  config.data.lowercase = True
   # The longest TREC question has 37 tokens, so 40 steps truncate nothing.
   config.data.max_len = 40
   config.data.padding_side = "post"

@@ -2,7 +2,8 @@
 
 Legend: N texts, T tokens per text (max_len).
 
-`tokenize` lower-cases the text and returns the matches of this regular expression, in order:
+`tokenize` lower-cases the text (unless `lowercase=False`) and returns the matches of this
+regular expression, in order:
 
     [^\\W_]+(?=n't\\b)          word before a "n't" clitic: "do" in "don't", "ca" in "can't"
   | n't\\b                      the "n't" clitic itself
@@ -15,6 +16,9 @@ Clitics are split off as in the Penn Treebank, so "doesn't" and the pre-split "d
 give ["does", "n't"], and "he's" gives ["he", "'s"]. Punctuation becomes single-character
 tokens: "3.5" gives ["3", ".", "5"]. Only the ASCII apostrophe (') starts a clitic, and a
 typographic one (’) is a punctuation token.
+
+A `Vocabulary` records whether its words were lower-cased, and `encode_batch` tokenizes new text
+the same way, so a saved vocabulary encodes prediction inputs as it encoded the training text.
 """
 
 import collections
@@ -42,20 +46,24 @@ _TOKEN_PATTERN = re.compile(
     re.VERBOSE,
 )
 _FILE_FORMAT = "jaxmodels.vocabulary"
-_FILE_VERSION = 1
+# Version 2 added "lowercase". Version 1 files were always lower-cased.
+_FILE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _SIDES = ("pre", "post")
 
 
-def tokenize(text: str) -> list[str]:
-  """Split text into lower-case tokens with the regular expression in the module docstring.
+def tokenize(text: str, lowercase: bool = True) -> list[str]:
+  """Split text into tokens with the regular expression in the module docstring.
 
   Args:
     text: one sentence or document.
+    lowercase: lower-case the text first. With False, "What" and "what" are different words.
 
   Returns:
     The tokens in order, for example ["it", "does", "n't", "work", "."] for "It doesn't work."
+    (["It", "does", "n't", "work", "."] with `lowercase=False`).
   """
-  return _TOKEN_PATTERN.findall(text.lower())
+  return _TOKEN_PATTERN.findall(text.lower() if lowercase else text)
 
 
 class Vocabulary:
@@ -66,16 +74,20 @@ class Vocabulary:
   only ever marks padding.
   """
 
-  def __init__(self, words: Sequence[str]):
+  def __init__(self, words: Sequence[str], *, lowercase: bool = True):
     """Create a vocabulary from its words in id order.
 
     Args:
       words: "<pad>", "<unk>", then distinct words. The position of a word is its id.
+      lowercase: whether the words come from lower-cased text. `encode_batch` tokenizes
+        with this setting.
 
     Raises:
-      ValueError: the first two words are not "<pad>" and "<unk>", a word is not a str, or
-        a word appears twice.
+      ValueError: the first two words are not "<pad>" and "<unk>", a word is not a str, a
+        word appears twice, or `lowercase` is not a bool.
     """
+    if not isinstance(lowercase, bool):
+      raise ValueError(f"Vocabulary: lowercase must be a bool, got {lowercase!r}")
     words = tuple(words)
     if words[:2] != (PAD, UNK):
       raise ValueError(
@@ -91,9 +103,11 @@ class Vocabulary:
     del ids[PAD]
     self._words = words
     self._ids = ids
+    self._lowercase = lowercase
 
   @classmethod
-  def build(cls, token_lists: Iterable[Sequence[str]], vocab_size: int = 10000) -> "Vocabulary":
+  def build(cls, token_lists: Iterable[Sequence[str]], vocab_size: int = 10000, *,
+            lowercase: bool = True) -> "Vocabulary":
     """Build a vocabulary from the most frequent tokens of a corpus.
 
     Pass the tokens of the training split only, so that test words do not leak into the
@@ -107,6 +121,8 @@ class Vocabulary:
         `vocab_size - 2` words are kept. A corpus with fewer distinct words gives a smaller
         vocabulary, so size embedding tables by `vocab_size` or by `len(vocab)`, the actual
         size. Every id is below both.
+      lowercase: the `lowercase` argument the tokens were made with, recorded so that
+        `encode_batch` tokenizes new text the same way.
 
     Returns:
       The vocabulary.
@@ -135,12 +151,17 @@ class Vocabulary:
 
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     words = [word for word, _ in ranked[: vocab_size - 2]]
-    return cls([PAD, UNK, *words])
+    return cls([PAD, UNK, *words], lowercase=lowercase)
 
   @property
   def words(self) -> tuple[str, ...]:
     """All entries in id order, starting with "<pad>" and "<unk>"."""
     return self._words
+
+  @property
+  def lowercase(self) -> bool:
+    """Whether the words come from lower-cased text."""
+    return self._lowercase
 
   def __len__(self) -> int:
     return len(self._words)
@@ -148,13 +169,14 @@ class Vocabulary:
   def __eq__(self, other: object) -> bool:
     if not isinstance(other, Vocabulary):
       return NotImplemented
-    return self._words == other._words
+    return self._words == other._words and self._lowercase == other._lowercase
 
   def __hash__(self) -> int:
-    return hash(self._words)
+    return hash((self._words, self._lowercase))
 
   def __repr__(self) -> str:
-    return f"Vocabulary(size={len(self)}, words={list(self._words[2:7])}...)"
+    return (f"Vocabulary(size={len(self)}, lowercase={self._lowercase}, "
+            f"words={list(self._words[2:7])}...)")
 
   def encode(self, tokens: Iterable[str]) -> list[int]:
     """Map tokens to ids, giving id 1 ("<unk>") to tokens outside the vocabulary."""
@@ -166,13 +188,14 @@ class Vocabulary:
 
   def save(self, path: str | os.PathLike[str]) -> None:
     """Write the vocabulary to `path` as UTF-8 JSON with a format name and version."""
-    record = {"format": _FILE_FORMAT, "version": _FILE_VERSION, "words": list(self._words)}
+    record = {"format": _FILE_FORMAT, "version": _FILE_VERSION, "lowercase": self._lowercase,
+              "words": list(self._words)}
     text = json.dumps(record, ensure_ascii=False, indent=0)
     pathlib.Path(path).write_text(text + "\n", encoding="utf-8")
 
   @classmethod
   def load(cls, path: str | os.PathLike[str]) -> "Vocabulary":
-    """Read a vocabulary written by `save`.
+    """Read a vocabulary written by `save`. A version 1 file has lower-cased words.
 
     Raises:
       FileNotFoundError: `path` does not exist.
@@ -188,16 +211,20 @@ class Vocabulary:
           f"{path}: not a vocabulary file. Expected a JSON object with \"format\": "
           f"{_FILE_FORMAT!r}, as written by Vocabulary.save"
       )
-    if record.get("version") != _FILE_VERSION:
+    version = record.get("version")
+    if isinstance(version, bool) or version not in _READABLE_VERSIONS:
       raise ValueError(
-          f"{path}: vocabulary file version {record.get('version')!r} is not supported. This "
-          f"version of jaxmodels reads version {_FILE_VERSION}"
+          f"{path}: vocabulary file version {version!r} is not supported. This version of "
+          f"jaxmodels reads versions {', '.join(map(str, _READABLE_VERSIONS))}"
       )
     words = record.get("words")
     if not isinstance(words, list):
       raise ValueError(f"{path}: \"words\" must be a list, got {type(words).__name__}")
+    lowercase = record.get("lowercase") if version >= 2 else True
+    if not isinstance(lowercase, bool):
+      raise ValueError(f"{path}: \"lowercase\" must be true or false, got {lowercase!r}")
     try:
-      return cls(words)
+      return cls(words, lowercase=lowercase)
     except ValueError as error:
       raise ValueError(f"{path}: {error}") from error
 
@@ -225,7 +252,7 @@ def encode_batch(
   Pass "pre" for both to match Keras.
 
   Args:
-    texts: raw texts, tokenized with `tokenize`.
+    texts: raw texts, tokenized with `tokenize` and the vocabulary's `lowercase` setting.
     vocab: vocabulary for the ids. Tokens outside it become id 1.
     max_len: number of positions T per row, at least 1.
     padding_side: "post" pads after the tokens, "pre" before them.
@@ -250,7 +277,7 @@ def encode_batch(
   for row, text in enumerate(texts):
     if not isinstance(text, str):
       raise ValueError(f"encode_batch: texts[{row}] must be a str, got {type(text).__name__}")
-    tokens = vocab.encode(tokenize(text))
+    tokens = vocab.encode(tokenize(text, lowercase=vocab.lowercase))
     tokens = tokens[-max_len:] if truncation_side == "pre" else tokens[:max_len]
     if padding_side == "pre":
       ids[row, max_len - len(tokens):] = tokens

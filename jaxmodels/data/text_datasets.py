@@ -2,7 +2,8 @@
 
 `load_text_data(config)` reads the sentences of `config.data.name` from `config.data_dir`,
 builds a `Vocabulary` from the training split only, and encodes both splits as i32[N, T] with
-T = `config.data.max_len`. Id 0 is padding and id 1 an unknown word. Padding goes after the
+T = `config.data.max_len`. Id 0 is padding and id 1 an unknown word. The tokenizer lower-cases
+the text when `config.data.lowercase` is True. Padding goes after the
 tokens by default (`config.data.padding_side = "post"`), and text longer than T loses its end
 (`config.data.truncation_side = "post"`).
 
@@ -90,24 +91,32 @@ def workdir_vocabulary(config: ml_collections.ConfigDict,
   """Return the vocabulary saved in `config.workdir`, or build one and save it there.
 
   A new vocabulary contains the `config.data.vocab_size - 2` most frequent tokens of
-  `train_texts`. Only process 0 writes the file, through a temporary file and a rename, so
-  a reader never sees half of it.
+  `train_texts`, tokenized with `config.data.lowercase`. Only process 0 writes the file,
+  through a temporary file and a rename, so a reader never sees half of it.
 
   Raises:
     ValueError: the saved vocabulary has more entries than `config.data.vocab_size`, so its ids
-      would not fit the embedding table, or the file is not a vocabulary file.
+      would not fit the embedding table, it was built with another `lowercase` setting, or the
+      file is not a vocabulary file.
   """
   path = vocabulary_path(config.workdir)
   vocab_size = config.data.vocab_size
+  lowercase = config.data.lowercase
   if path.exists():
     vocab = text.Vocabulary.load(path)
     if len(vocab) > vocab_size:
       raise ValueError(
           f"{path} contains {len(vocab)} entries but config.data.vocab_size={vocab_size}. Resume "
           f"with the vocab_size the run started with, or use a new workdir.")
+    if vocab.lowercase != lowercase:
+      raise ValueError(
+          f"{path} was built with lowercase={vocab.lowercase} but "
+          f"config.data.lowercase={lowercase}. Resume with "
+          f"--config.data.lowercase={vocab.lowercase}, or use a new workdir.")
     return vocab
 
-  vocab = text.Vocabulary.build([text.tokenize(t) for t in train_texts], vocab_size=vocab_size)
+  token_lists = [text.tokenize(t, lowercase=lowercase) for t in train_texts]
+  vocab = text.Vocabulary.build(token_lists, vocab_size=vocab_size, lowercase=lowercase)
   if jax.process_index() == 0:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
@@ -135,7 +144,7 @@ def load_text_data(config: ml_collections.ConfigDict) -> TextData:
 
   Args:
     config: a run config. Reads `data_dir`, `workdir` and `data.name`, `data.vocab_size`,
-      `data.max_len`, `data.padding_side`, `data.truncation_side`, and for MR
+      `data.lowercase`, `data.max_len`, `data.padding_side`, `data.truncation_side`, and for MR
       `data.num_folds`, `data.fold` and `data.split_seed`, and `data.validation_fraction`
       and `data.validation_seed`.
 

@@ -33,6 +33,13 @@ def test_tokenize_examples(sentence, expected):
   assert text.tokenize(sentence) == expected
 
 
+def test_tokenize_keeps_case_on_request():
+  assert text.tokenize("Who wrote NASA's Café guide?", lowercase=False) == [
+      "Who", "wrote", "NASA", "'s", "Café", "guide", "?"]
+  assert text.tokenize("Who wrote NASA's Café guide?", lowercase=True) == [
+      "who", "wrote", "nasa", "'s", "café", "guide", "?"]
+
+
 def test_vocabulary_build_ids_and_order():
   corpus = [["b", "a", "c", "a"], ["c", "a", "d"], ["b", "e"]]
   # Counts: a 3, b 2, c 2, d 1, e 1. Ties go in alphabetical order.
@@ -129,9 +136,35 @@ def test_vocabulary_save_load_round_trip(tmp_path):
 
   assert loaded == vocab
   assert loaded.words == vocab.words
+  assert loaded.lowercase
   record = json.loads(path.read_text(encoding="utf-8"))
-  assert record["version"] == 1
+  assert record["version"] == 2
+  assert record["lowercase"] is True
   assert record["words"] == list(vocab.words)
+
+
+def test_vocabulary_save_load_keeps_case_setting(tmp_path):
+  vocab = Vocabulary.build([["Who", "who", "NASA"]], lowercase=False)
+  path = tmp_path / "vocab.json"
+
+  vocab.save(path)
+  loaded = Vocabulary.load(path)
+
+  assert not loaded.lowercase
+  assert loaded == vocab
+  assert loaded != Vocabulary(vocab.words, lowercase=True)
+  assert json.loads(path.read_text(encoding="utf-8"))["lowercase"] is False
+
+
+def test_vocabulary_load_version_1_is_lower_case(tmp_path):
+  path = tmp_path / "vocab.json"
+  path.write_text('{"format": "jaxmodels.vocabulary", "version": 1, '
+                  '"words": ["<pad>", "<unk>", "who"]}', encoding="utf-8")
+
+  loaded = Vocabulary.load(path)
+
+  assert loaded.lowercase
+  assert loaded.words == ("<pad>", "<unk>", "who")
 
 
 @pytest.mark.parametrize(
@@ -142,6 +175,11 @@ def test_vocabulary_save_load_round_trip(tmp_path):
         ('{"format": "jaxmodels.vocabulary", "version": 99, "words": []}', "version 99"),
         ('{"format": "jaxmodels.vocabulary", "version": 1, "words": "ab"}', "must be a list"),
         ('{"format": "jaxmodels.vocabulary", "version": 1, "words": ["a"]}', "must start with"),
+        ('{"format": "jaxmodels.vocabulary", "version": true, "words": []}', "version True"),
+        ('{"format": "jaxmodels.vocabulary", "version": 2, "words": ["<pad>", "<unk>"]}',
+         "\"lowercase\" must be true or false, got None"),
+        ('{"format": "jaxmodels.vocabulary", "version": 2, "lowercase": "no", '
+         '"words": ["<pad>", "<unk>"]}', "\"lowercase\" must be true or false, got 'no'"),
     ],
 )
 def test_vocabulary_load_invalid(tmp_path, content, match):
@@ -188,6 +226,23 @@ def test_encode_batch_defaults(vocab):
   expected[1, 0] = 6
   assert ids.dtype == np.int32
   np.testing.assert_array_equal(ids, expected)
+
+
+def test_encode_batch_uses_case_setting_of_vocabulary():
+  words = ["<pad>", "<unk>", "Who", "who", "NASA"]
+
+  texts = ["Who who NASA nasa"]
+
+  case_kept = text.encode_batch(texts, Vocabulary(words, lowercase=False), max_len=4)
+  lowered = text.encode_batch(texts, Vocabulary(words), max_len=4)
+
+  np.testing.assert_array_equal(case_kept, [[2, 3, 4, 1]])
+  np.testing.assert_array_equal(lowered, [[3, 3, 1, 1]])
+
+
+def test_vocabulary_rejects_non_bool_lowercase():
+  with pytest.raises(ValueError, match="lowercase must be a bool, got 'yes'"):
+    Vocabulary(["<pad>", "<unk>"], lowercase="yes")
 
 
 def test_encode_batch_exact_length(vocab):

@@ -85,6 +85,33 @@ def test_load_dataset_trec_ids_decode_to_tokens(trec_config):
   assert "nasa" not in dataset.vocab.words
 
 
+def test_load_dataset_trec_keeps_case(trec_config):
+  trec_config.data.lowercase = False
+
+  dataset = datasets.load_dataset(trec_config)
+
+  assert not dataset.vocab.lowercase
+  assert dataset.vocab.decode(dataset.train["inputs"][2][:6]) == [
+      "How", "many", "moons", "does", "Mars", "have"]
+  assert "how" not in dataset.vocab.words
+  saved = text.Vocabulary.load(pathlib.Path(trec_config.workdir) / "vocab.json")
+  assert not saved.lowercase
+  # Encoding new text, as prediction does, keeps the case too.
+  ids = text_datasets.encode(trec_config, dataset.vocab, ["Who painted Mars ?", "who ?"])
+  assert dataset.vocab.decode(ids[0][:4]) == ["Who", "painted", "Mars", "?"]
+  assert dataset.vocab.decode(ids[1][:2]) == ["<unk>", "?"]
+
+
+def test_load_dataset_rejects_saved_vocabulary_of_other_case(trec_config):
+  pathlib.Path(trec_config.workdir).mkdir(parents=True)
+  text.Vocabulary(["<pad>", "<unk>", "Who"], lowercase=False).save(
+      pathlib.Path(trec_config.workdir) / "vocab.json")
+
+  with pytest.raises(ValueError, match=r"built with lowercase=False but "
+                     r"config.data.lowercase=True\. Resume with --config.data.lowercase=False"):
+    datasets.load_dataset(trec_config)
+
+
 def test_load_dataset_trec_pre_padding(trec_config):
   trec_config.data.padding_side = "pre"
 
