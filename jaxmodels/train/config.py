@@ -64,6 +64,11 @@ def base_config() -> ml_collections.ConfigDict:
   # Train steps per compiled call: K > 1 runs K steps in one `lax.scan` (see
   # docs/benchmarks.md for the speed on CPU).
   config.train.steps_per_call = 1
+  # Examples per microbatch on CPU devices: a train step takes its gradient in passes over
+  # batch_size / cpu_microbatch_size parts of the batch and sums them. XLA's CPU convolution
+  # gradients run faster on small batches (see docs/benchmarks.md). 0, and any accelerator,
+  # take the gradient in one pass.
+  config.train.cpu_microbatch_size = 0
   # A progress bar on a terminal or in a notebook; never when output goes to a file.
   config.train.progress_bar = True
   # Stop when the eval metric (on the validation split when there is one) has not improved by

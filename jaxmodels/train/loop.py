@@ -91,6 +91,18 @@ def _check_finite(loss: float, first_step: int, last_step: int) -> None:
     )
 
 
+def num_microbatches(config: ml_collections.ConfigDict, platform: str) -> int:
+  """Return the number of microbatches of a training batch on devices of `platform`.
+
+  `config.train.cpu_microbatch_size` applies to "cpu" only. Other platforms, and a size of 0,
+  take each batch in one pass.
+  """
+  size = config.train.cpu_microbatch_size
+  if platform != "cpu" or not size:
+    return 1
+  return config.data.batch_size // size
+
+
 def compile_steps(
     model,
     tx,
@@ -99,6 +111,7 @@ def compile_steps(
     backend: str,
     state_shardings: Any,
     trace_counts: collections.Counter | None = None,
+    num_microbatches: int = 1,
 ):
   """Compile the train and eval steps of `model` for `mesh`, once for a whole run.
 
@@ -109,6 +122,7 @@ def compile_steps(
     backend: `jit` or `pmap` (see `jaxmodels.train.parallel`).
     state_shardings: shardings of the train state, from `parallel.state_shardings`.
     trace_counts: if given, counts traces of each step under `train_step` and `eval_step`.
+    num_microbatches: passed to `steps.train_step`.
 
   Returns:
     `train_fn(state, metrics, batch) -> (state, metrics)`, which donates its state and metrics
@@ -118,7 +132,8 @@ def compile_steps(
   batch_shardings = parallel.batch_sharding(mesh)
   train_fn = _compile_train(
       "train_step", steps.train_step, model, tx, batch_shardings, mesh=mesh, backend=backend,
-      state_shardings=state_shardings, trace_counts=trace_counts)
+      state_shardings=state_shardings, trace_counts=trace_counts,
+      num_microbatches=num_microbatches)
   metric_shardings = _metric_shardings(mesh)
   eval_fn = parallel.compile_step(
       _count_traces("eval_step", functools.partial(steps.eval_step, model=model), trace_counts),
@@ -139,6 +154,7 @@ def compile_multi_step(
     backend: str,
     state_shardings: Any,
     trace_counts: collections.Counter | None = None,
+    num_microbatches: int = 1,
 ):
   """Compile `steps.train_steps`, which runs K train steps in one call, for `mesh`.
 
@@ -149,6 +165,7 @@ def compile_multi_step(
     backend: `jit` or `pmap` (see `jaxmodels.train.parallel`).
     state_shardings: shardings of the train state, from `parallel.state_shardings`.
     trace_counts: if given, counts traces under `train_steps`.
+    num_microbatches: passed to `steps.train_steps`.
 
   Returns:
     `multi_fn(state, metrics, batches) -> (state, metrics)` on K stacked batches
@@ -158,7 +175,8 @@ def compile_multi_step(
   trace_counts = collections.Counter() if trace_counts is None else trace_counts
   return _compile_train(
       "train_steps", steps.train_steps, model, tx, parallel.stacked_batch_sharding(mesh),
-      mesh=mesh, backend=backend, state_shardings=state_shardings, trace_counts=trace_counts)
+      mesh=mesh, backend=backend, state_shardings=state_shardings, trace_counts=trace_counts,
+      num_microbatches=num_microbatches)
 
 
 def _metric_shardings(mesh: jax.sharding.Mesh) -> Any:
@@ -168,7 +186,8 @@ def _metric_shardings(mesh: jax.sharding.Mesh) -> Any:
 
 
 def _compile_train(name: str, step_fn, model, tx, batch_sharding, *, mesh: jax.sharding.Mesh,
-                   backend: str, state_shardings: Any, trace_counts: collections.Counter):
+                   backend: str, state_shardings: Any, trace_counts: collections.Counter,
+                   num_microbatches: int):
   """Compile `step_fn(state, metrics, batch)`, counting its traces under `name`.
 
   The compiled function donates its state and metrics buffers, and its batch argument has
@@ -176,7 +195,8 @@ def _compile_train(name: str, step_fn, model, tx, batch_sharding, *, mesh: jax.s
   """
   metric_shardings = _metric_shardings(mesh)
   return parallel.compile_step(
-      _count_traces(name, functools.partial(step_fn, model=model, tx=tx), trace_counts),
+      _count_traces(name, functools.partial(step_fn, model=model, tx=tx,
+                                            num_microbatches=num_microbatches), trace_counts),
       mesh=mesh,
       backend=backend,
       in_shardings=(state_shardings, metric_shardings, batch_sharding),
@@ -212,6 +232,7 @@ def train_and_evaluate(
       config,
       device_count=jax.device_count(),
       process_count=jax.process_count(),
+      platform=jax.devices()[0].platform,
       known_models=tuple(registry.MODELS),
       known_datasets=tuple(datasets.LOADERS),
   )
@@ -289,15 +310,18 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
     records.check_resume_config(meta, config)
     logging.info("Resumed from %s/checkpoints/%d (step %d).", workdir, latest, start_step)
 
+  microbatches = num_microbatches(config, mesh.devices.flat[0].platform)
   train_fn, eval_fn = compile_steps(
       model, tx, mesh=mesh, backend=config.parallel.backend,
       state_shardings=state_shardings, trace_counts=trace_counts,
+      num_microbatches=microbatches,
   )
   steps_per_call = config.train.steps_per_call
   multi_fn = None
   if steps_per_call > 1:
     multi_fn = compile_multi_step(model, tx, mesh=mesh, backend=config.parallel.backend,
-                                  state_shardings=state_shardings, trace_counts=trace_counts)
+                                  state_shardings=state_shardings, trace_counts=trace_counts,
+                                  num_microbatches=microbatches)
   # A call of K steps never crosses a step where the loop logs, evaluates or saves, so those
   # happen at the same steps for every K. Shorter stretches run one step per call.
   boundaries = (config.train.log_every_steps, per_epoch, config.checkpoint.every_steps)

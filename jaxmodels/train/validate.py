@@ -24,6 +24,7 @@ def validate_config(
     *,
     device_count: int,
     process_count: int = 1,
+    platform: str = "cpu",
     known_models: tuple[str, ...] = (),
     known_datasets: tuple[str, ...] = (),
 ) -> None:
@@ -33,6 +34,8 @@ def validate_config(
     config: the run's config.
     device_count: number of devices of all processes, to check mesh and batch sizes.
     process_count: number of processes, which split each batch into equal parts.
+    platform: platform of the devices, such as "cpu" or "tpu". Microbatches apply on "cpu"
+      only, so their sizes are checked there only.
     known_models: accepted values of `config.model.name` (unchecked when empty).
     known_datasets: accepted values of `config.data.name` (unchecked when empty).
   """
@@ -92,6 +95,11 @@ def validate_config(
       f"config.train.steps_per_call={train.steps_per_call} must be at least 1.",
   )
   _require(
+      train.cpu_microbatch_size >= 0,
+      f"config.train.cpu_microbatch_size={train.cpu_microbatch_size} must be 0 (whole batches) "
+      "or positive.",
+  )
+  _require(
       config.checkpoint.every_steps >= 0,
       f"config.checkpoint.every_steps={config.checkpoint.every_steps} must be 0 (save at epoch "
       "ends only) or positive.",
@@ -145,3 +153,22 @@ def validate_config(
           f"axis (and {process_count} processes); use a multiple of {multiple}, such as "
           f"{lower} or {upper}."
       )
+
+  microbatch_size = train.cpu_microbatch_size
+  if microbatch_size and platform == "cpu":
+    _check_microbatch_size(microbatch_size, data.batch_size,
+                           math.lcm(data_devices, process_count), data_devices, process_count)
+
+
+def _check_microbatch_size(size: int, batch_size: int, multiple: int, data_devices: int,
+                           process_count: int) -> None:
+  """Require a microbatch size that divides the batch and spreads evenly over the devices."""
+  # Each microbatch takes an equal share of every device's examples, so its size must divide
+  # by the devices (and processes) as the batch size does.
+  valid = [m for m in range(multiple, batch_size + 1, multiple) if batch_size % m == 0]
+  _require(
+      batch_size % size == 0 and size % multiple == 0,
+      f"config.train.cpu_microbatch_size={size} must divide config.data.batch_size={batch_size} "
+      f"and be a multiple of the {data_devices} devices of the data axis (and {process_count} "
+      f"processes). Use one of {valid}, or 0 for whole batches.",
+  )

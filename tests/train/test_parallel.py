@@ -59,6 +59,26 @@ def run_worker(spec, *, device_count):
   return finish_worker(start_worker(spec, device_count=device_count))
 
 
+def mesh_runs(tmp_path, runs, key, *, max_steps):
+  """Return worker runs for (mesh, backend, value) triples that set config `key` to value."""
+  return [
+      {"workdir": str(tmp_path / f"{backend}_{mesh[0]}_{value}"), "parallel.mesh_shape": mesh,
+       "parallel.backend": backend, key: value, "max_steps": max_steps}
+      for mesh, backend, value in runs
+  ]
+
+
+def assert_runs_match_first(results, labels):
+  """Assert that every run logged the losses and ended with the parameters of the first."""
+  reference = results[0]
+  for label, result in zip(labels, results):
+    np.testing.assert_allclose(result["losses"], reference["losses"], rtol=RTOL, err_msg=label)
+    for leaf, expected in zip(result["params"], reference["params"]):
+      np.testing.assert_allclose(
+          np.array(leaf), np.array(expected), rtol=RTOL, atol=1e-6, err_msg=label
+      )
+
+
 @pytest.fixture
 def cnn_spec(tiny_mnist_dir):
   return {
@@ -149,26 +169,30 @@ def test_steps_per_call_matches_on_every_mesh(lstm_spec, tmp_path):
   # Logs every 4 steps, so calls of 2 steps fill every stretch.
   lstm_spec["config"]["train.log_every_steps"] = 4
   runs = [([1, 1], "jit", 1), ([1, 1], "jit", 2), ([4, 1], "jit", 2), ([4, 1], "pmap", 2)]
-  lstm_spec["runs"] = [
-      {"workdir": str(tmp_path / f"{backend}_{mesh[0]}_{k}"), "parallel.mesh_shape": mesh,
-       "parallel.backend": backend, "train.steps_per_call": k, "max_steps": 8}
-      for mesh, backend, k in runs
-  ]
+  lstm_spec["runs"] = mesh_runs(tmp_path, runs, "train.steps_per_call", max_steps=8)
   lstm_spec["return_params"] = True
 
   results = run_worker(lstm_spec, device_count=4)
 
-  reference = results[0]
-  assert len(reference["losses"]) == 2
-  for (mesh, backend, k), result in zip(runs, results):
-    label = f"mesh {mesh}, backend {backend}, {k} steps per call"
-    np.testing.assert_allclose(result["losses"], reference["losses"], rtol=RTOL, err_msg=label)
-    for leaf, expected in zip(result["params"], reference["params"]):
-      np.testing.assert_allclose(
-          np.array(leaf), np.array(expected), rtol=RTOL, atol=1e-6, err_msg=label
-      )
+  assert len(results[0]["losses"]) == 2
+  assert_runs_match_first(results, [f"mesh {mesh}, backend {backend}, {k} steps per call"
+                                    for mesh, backend, k in runs])
   assert results[1]["trace_counts"]["train_steps"] == 1
   assert "train_step" not in results[3]["trace_counts"]
+
+
+def test_microbatches_match_whole_batches_on_every_mesh(cnn_spec, tmp_path):
+  # Batch 32: microbatches of 8 take 2 examples from each of 4 devices, 1 from each of 8.
+  runs = [([1, 1], "jit", 0), ([1, 1], "jit", 8), ([4, 1], "jit", 8), ([4, 1], "pmap", 8),
+          ([8, 1], "jit", 8), ([8, 1], "pmap", 8)]
+  cnn_spec["runs"] = mesh_runs(tmp_path, runs, "train.cpu_microbatch_size", max_steps=4)
+  cnn_spec["return_params"] = True
+
+  results = run_worker(cnn_spec, device_count=8)
+
+  assert len(results[0]["losses"]) == 4
+  assert_runs_match_first(results, [f"mesh {mesh}, backend {backend}, microbatches of {size}"
+                                    for mesh, backend, size in runs])
 
 
 @pytest.mark.parametrize("saved_on, restored_on", [(8, 1), (1, 8)])

@@ -10,11 +10,12 @@ from jaxmodels.models import registry
 from jaxmodels.train import validate
 
 
-def validate_cnn(config, device_count=1, process_count=1):
+def validate_cnn(config, device_count=1, process_count=1, platform="cpu"):
   validate.validate_config(
       config,
       device_count=device_count,
       process_count=process_count,
+      platform=platform,
       known_models=("cnn",),
       known_datasets=("mnist",),
   )
@@ -45,6 +46,8 @@ def test_validate_accepts_shipped_configs():
          r"config.data.validation_fraction=-0.1 must be in \[0, 1\)"),
         ("data.validation_seed", -1, r"config.data.validation_seed=-1 must be a non-negative"),
         ("train.steps_per_call", 0, r"config.train.steps_per_call=0 must be at least 1"),
+        ("train.cpu_microbatch_size", -8,
+         r"config.train.cpu_microbatch_size=-8 must be 0 \(whole batches\) or positive"),
     ],
 )
 def test_validate_rejects_bad_value(key, value, message):
@@ -67,6 +70,34 @@ def test_validate_rejects_batch_not_dividing_devices():
   assert "config.data.batch_size=100" in message
   assert "8 devices" in message
   assert "96 or 104" in message
+
+
+@pytest.mark.parametrize("size, device_count, valid", [
+    (48, 1, "[1, 2, 4, 8, 16, 32, 64, 128]"),  # does not divide the batch of 128
+    (4, 8, "[8, 16, 32, 64, 128]"),  # a microbatch would not spread over 8 devices
+])
+def test_validate_rejects_bad_microbatch_size(size, device_count, valid):
+  config = cnn_mnist.get_config()
+  config.train.cpu_microbatch_size = size
+
+  with pytest.raises(ValueError) as error:
+    validate_cnn(config, device_count=device_count)
+
+  message = str(error.value)
+  assert (f"config.train.cpu_microbatch_size={size} must divide config.data.batch_size=128"
+          in message)
+  assert f"the {device_count} devices of the data axis" in message
+  assert f"Use one of {valid}, or 0 for whole batches." in message
+
+
+def test_validate_ignores_microbatch_size_off_cpu():
+  config = cnn_mnist.get_config()
+  config.train.cpu_microbatch_size = 48
+
+  validate_cnn(config, platform="tpu")
+
+  with pytest.raises(ValueError, match="cpu_microbatch_size=48"):
+    validate_cnn(config, platform="cpu")
 
 
 def test_validate_rejects_mesh_not_fitting_devices():
