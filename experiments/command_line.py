@@ -1,8 +1,12 @@
 """Command-line parsing shared by `experiments/run.py` and `experiments/predict.py`."""
 
+import re
 import sys
 
 from absl import flags
+
+# The message absl gives for a value that is not a boolean, passed to a boolean flag.
+_NON_BOOLEAN = re.compile(r"flag (--[^=\s]+)=(.*): \('Non-boolean argument to boolean flag'")
 
 
 def _fail(message: str) -> None:
@@ -21,8 +25,9 @@ def parse_flags(argv: list[str]) -> list[str]:
   """Parse the command line, and report each config mistake in one line, without a traceback.
 
   Handled: an override of a missing key (ml_collections raises KeyError or AttributeError
-  for `--config.data.validaton_fraction`), a config file that does not load, and an unknown
-  variant. Other flag errors print as absl prints them, and other exceptions propagate.
+  for `--config.data.validaton_fraction`), a config file that does not load, an unknown
+  variant, and a boolean key given another value. Other flag errors print as absl prints them,
+  and other exceptions propagate.
   """
   try:
     remaining = flags.FLAGS(argv)
@@ -31,6 +36,10 @@ def parse_flags(argv: list[str]) -> list[str]:
     if "Error whilst parsing config file" in str(error):
       # The message embeds the traceback of the config file; its last line is the cause.
       _fail(f"{_config_argument(argv)}: {lines[-1]}")
+    non_boolean = _NON_BOOLEAN.search(str(error))
+    if non_boolean:
+      flag, value = non_boolean.groups()
+      _fail(f"{flag}={value}: {value!r} is not a boolean. Use {flag}=true or {flag}=false.")
     _fail(f"{error}\nPass --helpshort or --helpfull to see help on flags.")
   except OSError as error:
     # An override such as --config.seed=1 reads a config file that failed to load.

@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+from jaxmodels.data import text
+from tests.test_predict import write_tiny_trec
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(REPO / "experiments" / "run.py")]
 CNN_CONFIG = "--config=" + str(REPO / "experiments" / "configs" / "cnn_mnist.py")
@@ -56,6 +59,35 @@ def test_run_rejects_wrong_value_type(tmp_path):
   assert result.returncode != 0
   assert "batch_size" in result.stderr
   assert "big" in result.stderr
+
+
+def test_run_rejects_non_boolean_in_one_line(tmp_path):
+  result = run(CNN_CONFIG, "--config.train.progress_bar=maybe", f"--config.workdir={tmp_path}")
+
+  assert result.returncode == 1
+  assert ("--config.train.progress_bar=maybe: 'maybe' is not a boolean. Use "
+          "--config.train.progress_bar=true or --config.train.progress_bar=false."
+          in result.stderr)
+  assert "Traceback" not in result.stderr
+
+
+def test_run_rejects_other_case_vocabulary(tmp_path):
+  workdir = tmp_path / "workdir"
+  workdir.mkdir()
+  vocab_path = workdir / "vocab.json"
+  text.Vocabulary(["<pad>", "<unk>", "Who"], lowercase=False).save(vocab_path)
+  saved = vocab_path.read_bytes()
+  trec_config = "--config=" + str(REPO / "experiments" / "configs" / "lstm_trec.py")
+
+  result = run(trec_config, f"--config.data_dir={write_tiny_trec(tmp_path / 'trec')}",
+               f"--config.workdir={workdir}")
+
+  assert result.returncode == 1
+  assert (f"ConfigError: {vocab_path} was built with lowercase=False but "
+          "config.data.lowercase=True. Resume with --config.data.lowercase=False, or use a new "
+          "workdir." in result.stderr)
+  assert "Traceback" not in result.stderr
+  assert vocab_path.read_bytes() == saved
 
 
 def test_run_names_missing_data_dir(tmp_path):

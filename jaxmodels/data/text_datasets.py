@@ -30,6 +30,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxmodels import errors
 from jaxmodels.data import mr
 from jaxmodels.data import splits
 from jaxmodels.data import text
@@ -95,9 +96,9 @@ def workdir_vocabulary(config: ml_collections.ConfigDict,
   through a temporary file and a rename, so a reader never sees half of it.
 
   Raises:
-    ValueError: the saved vocabulary has more entries than `config.data.vocab_size`, so its ids
-      would not fit the embedding table, it was built with another `lowercase` setting, or the
-      file is not a vocabulary file.
+    ConfigError: the saved vocabulary has more entries than `config.data.vocab_size`, so its
+      ids would not fit the embedding table, or it was built with another `lowercase` setting.
+    ValueError: the file is not a vocabulary file.
   """
   path = vocabulary_path(config.workdir)
   vocab_size = config.data.vocab_size
@@ -105,11 +106,11 @@ def workdir_vocabulary(config: ml_collections.ConfigDict,
   if path.exists():
     vocab = text.Vocabulary.load(path)
     if len(vocab) > vocab_size:
-      raise ValueError(
+      raise errors.ConfigError(
           f"{path} contains {len(vocab)} entries but config.data.vocab_size={vocab_size}. Resume "
           f"with the vocab_size the run started with, or use a new workdir.")
     if vocab.lowercase != lowercase:
-      raise ValueError(
+      raise errors.ConfigError(
           f"{path} was built with lowercase={vocab.lowercase} but "
           f"config.data.lowercase={lowercase}. Resume with "
           f"--config.data.lowercase={vocab.lowercase}, or use a new workdir.")

@@ -45,8 +45,8 @@ def split_microbatches(batch: Batch, num_microbatches: int) -> list[Batch]:
   size = batch["labels"].shape[0]
   if size % num_microbatches:
     raise ValueError(
-        f"A batch of {size} examples does not split into {num_microbatches} microbatches; "
-        f"use a batch size divisible by {num_microbatches}.")
+        f"A batch of {size} examples does not split into {num_microbatches} microbatches. "
+        f"Use a batch size divisible by {num_microbatches}.")
 
   def interleave(x):  # [B, ...] -> [B / n, n, ...]
     return x.reshape(size // num_microbatches, num_microbatches, *x.shape[1:])

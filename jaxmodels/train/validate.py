@@ -169,6 +169,7 @@ def _check_microbatch_size(size: int, batch_size: int, multiple: int, data_devic
   _require(
       batch_size % size == 0 and size % multiple == 0,
       f"config.train.cpu_microbatch_size={size} must divide config.data.batch_size={batch_size} "
-      f"and be a multiple of the {data_devices} devices of the data axis (and {process_count} "
-      f"processes). Use one of {valid}, or 0 for whole batches.",
+      f"and be a multiple of {multiple}, the least common multiple of the device count of the "
+      f"data axis ({data_devices}) and the process count ({process_count}). Use one of {valid}, "
+      "or 0 for whole batches.",
   )

@@ -86,7 +86,8 @@ def test_validate_rejects_bad_microbatch_size(size, device_count, valid):
   message = str(error.value)
   assert (f"config.train.cpu_microbatch_size={size} must divide config.data.batch_size=128"
           in message)
-  assert f"the {device_count} devices of the data axis" in message
+  assert (f"be a multiple of {device_count}, the least common multiple of the device count of "
+          f"the data axis ({device_count}) and the process count (1)" in message)
   assert f"Use one of {valid}, or 0 for whole batches." in message
 
 
