@@ -219,6 +219,49 @@ def test_dot_product_attention_xla_matches(case):
   np.testing.assert_allclose(fused, ours, rtol=RTOL, atol=ATOL)
 
 
+# NOTE: the cuDNN tests below have never run on a GPU, so their tolerances are unchecked there.
+# cuDNN's fused attention takes float16 or bfloat16 inputs on GPUs of compute capability 8.0 or
+# newer, with head depths up to 128 for the backward pass on Ampere (cuDNN 9 support matrix).
+_ON_GPU = jax.default_backend() == "gpu"
+
+
+@pytest.mark.skipif(not _ON_GPU, reason="the cuDNN attention needs an NVIDIA GPU")
+@pytest.mark.parametrize("case", ["none", "padding", "causal"])
+def test_dot_product_attention_cudnn_matches(case):
+  batch, steps, heads, depth = 2, 64, 2, 64
+  keys = jax.random.split(jax.random.key(0), 3)
+  query, key, value = (jax.random.normal(k, (batch, steps, heads, depth), jnp.bfloat16)
+                       for k in keys)
+  lengths = jnp.array([steps, 40])
+  mask = attention.padding_mask(jnp.arange(steps)[None, :] < lengths[:, None])
+  mask, causal = {"none": (None, False), "padding": (mask, False), "causal": (None, True)}[case]
+
+  ours = attention.dot_product_attention(query, key, value, mask=mask, causal=causal)
+  fused = attention.dot_product_attention(query, key, value, mask=mask, causal=causal,
+                                          implementation="cudnn")
+
+  assert fused.dtype == ours.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(fused, np.float32), np.asarray(ours, np.float32),
+                             rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.skipif(not _ON_GPU, reason="the cuDNN attention needs an NVIDIA GPU")
+def test_dot_product_attention_cudnn_gradients_match():
+  keys = jax.random.split(jax.random.key(1), 3)
+  inputs = [jax.random.normal(k, (2, 64, 2, 64), jnp.bfloat16) for k in keys]
+
+  def loss(implementation, query, key, value):
+    out = attention.dot_product_attention(query, key, value, implementation=implementation)
+    return jnp.sum(out.astype(jnp.float32) ** 2)
+
+  ours = jax.grad(functools.partial(loss, None), argnums=(0, 1, 2))(*inputs)
+  fused = jax.grad(functools.partial(loss, "cudnn"), argnums=(0, 1, 2))(*inputs)
+
+  for name, mine, theirs in zip(("query", "key", "value"), ours, fused):
+    np.testing.assert_allclose(np.asarray(theirs, np.float32), np.asarray(mine, np.float32),
+                               rtol=5e-2, atol=5e-2, err_msg=name)
+
+
 def test_dot_product_attention_xla_fully_masked_rows_differ():
   query, key, value = _qkv(dv=D)
   valid = _fully_masked_mask()
