@@ -118,20 +118,11 @@ class Trainer:
       abstract_state = jax.eval_shape(init, jax.random.key(seed))
       state_shardings = parallel.state_shardings(self.mesh, abstract_state)
       self.state = jax.jit(init, out_shardings=state_shardings)(jax.random.key(seed))
-      # The experiment config also sets the microbatches of a step, as in the training loop.
-      microbatches = loop.num_microbatches(self.config, self.mesh.devices.flat[0].platform)
-      self.train_fn, _ = loop.compile_steps(
-          self.model, self.tx, mesh=self.mesh, backend=self.config.parallel.backend,
-          state_shardings=state_shardings, num_microbatches=microbatches,
-      )
-      # The model's experiment config sets how many steps one compiled call runs, as in the
-      # training loop.
+      # The model's experiment config sets how many steps one compiled call runs and the
+      # microbatches of a step, as in the training loop.
+      self.train_fn, _, self.multi_fn = loop.compile_steps(
+          self.model, self.tx, self.config, mesh=self.mesh, state_shardings=state_shardings)
       self.steps_per_call = self.config.train.steps_per_call
-      self.multi_fn = None
-      if self.steps_per_call > 1:
-        self.multi_fn = loop.compile_multi_step(
-            self.model, self.tx, mesh=self.mesh, backend=self.config.parallel.backend,
-            state_shardings=state_shardings, num_microbatches=microbatches)
       self.sums = jax.device_put(steps.zero_metrics(), parallel.replicated(self.mesh))
       jax.block_until_ready(self.state)
     self.index = 0

@@ -9,7 +9,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from absl import logging
 import jax
@@ -103,37 +103,63 @@ def num_microbatches(config: ml_collections.ConfigDict, platform: str) -> int:
   return config.data.batch_size // size
 
 
+class CompiledSteps(NamedTuple):
+  """The compiled steps of a run.
+
+  Attributes:
+    train_fn: `train_fn(state, metrics, batch) -> (state, metrics)`, one train step. It donates
+      its state and metrics buffers.
+    eval_fn: `eval_fn(params, batch) -> (sums, predictions)`.
+    multi_fn: `multi_fn(state, metrics, batches) -> (state, metrics)`, K train steps on K
+      stacked batches [K, B, ...] from `parallel.put_batches`. It donates like `train_fn` and
+      compiles once per K. None when `config.train.steps_per_call` is 1.
+  """
+
+  train_fn: Any
+  eval_fn: Any
+  multi_fn: Any | None
+
+
 def compile_steps(
     model,
     tx,
+    config: ml_collections.ConfigDict,
     *,
     mesh: jax.sharding.Mesh,
-    backend: str,
     state_shardings: Any,
     trace_counts: collections.Counter | None = None,
-    num_microbatches: int = 1,
-):
+) -> CompiledSteps:
   """Compile the train and eval steps of `model` for `mesh`, once for a whole run.
+
+  The config sets the back end (`parallel.backend`), the steps per call
+  (`train.steps_per_call`) and, on CPU, the microbatches of a step
+  (`train.cpu_microbatch_size`).
 
   Args:
     model: the Flax module.
     tx: the Optax optimizer.
+    config: the run config.
     mesh: device mesh.
-    backend: `jit` or `pmap` (see `jaxmodels.train.parallel`).
     state_shardings: shardings of the train state, from `parallel.state_shardings`.
-    trace_counts: if given, counts traces of each step under `train_step` and `eval_step`.
-    num_microbatches: passed to `steps.train_step`.
+    trace_counts: if given, counts traces of each step under `train_step`, `train_steps` and
+      `eval_step`.
 
   Returns:
-    `train_fn(state, metrics, batch) -> (state, metrics)`, which donates its state and metrics
-    buffers, and `eval_fn(params, batch) -> (sums, predictions)`.
+    The compiled steps.
   """
   trace_counts = collections.Counter() if trace_counts is None else trace_counts
+  backend = config.parallel.backend
+  step_options = {"mesh": mesh, "backend": backend, "state_shardings": state_shardings,
+                  "trace_counts": trace_counts,
+                  "num_microbatches": num_microbatches(config, mesh.devices.flat[0].platform)}
   batch_shardings = parallel.batch_sharding(mesh)
-  train_fn = _compile_train(
-      "train_step", steps.train_step, model, tx, batch_shardings, mesh=mesh, backend=backend,
-      state_shardings=state_shardings, trace_counts=trace_counts,
-      num_microbatches=num_microbatches)
+  train_fn = _compile_train("train_step", steps.train_step, model, tx, batch_shardings,
+                            **step_options)
+  multi_fn = None
+  if config.train.steps_per_call > 1:
+    multi_fn = _compile_train("train_steps", steps.train_steps, model, tx,
+                              parallel.stacked_batch_sharding(mesh), **step_options)
+
   metric_shardings = _metric_shardings(mesh)
   eval_fn = parallel.compile_step(
       _count_traces("eval_step", functools.partial(steps.eval_step, model=model), trace_counts),
@@ -143,40 +169,7 @@ def compile_steps(
       out_shardings=(metric_shardings, batch_shardings),
       batch_argnum=1,
   )
-  return train_fn, eval_fn
-
-
-def compile_multi_step(
-    model,
-    tx,
-    *,
-    mesh: jax.sharding.Mesh,
-    backend: str,
-    state_shardings: Any,
-    trace_counts: collections.Counter | None = None,
-    num_microbatches: int = 1,
-):
-  """Compile `steps.train_steps`, which runs K train steps in one call, for `mesh`.
-
-  Args:
-    model: the Flax module.
-    tx: the Optax optimizer.
-    mesh: device mesh.
-    backend: `jit` or `pmap` (see `jaxmodels.train.parallel`).
-    state_shardings: shardings of the train state, from `parallel.state_shardings`.
-    trace_counts: if given, counts traces under `train_steps`.
-    num_microbatches: passed to `steps.train_steps`.
-
-  Returns:
-    `multi_fn(state, metrics, batches) -> (state, metrics)` on K stacked batches
-    [K, B, ...] from `parallel.put_batches`. It donates its state and metrics buffers and
-    compiles once per K.
-  """
-  trace_counts = collections.Counter() if trace_counts is None else trace_counts
-  return _compile_train(
-      "train_steps", steps.train_steps, model, tx, parallel.stacked_batch_sharding(mesh),
-      mesh=mesh, backend=backend, state_shardings=state_shardings, trace_counts=trace_counts,
-      num_microbatches=num_microbatches)
+  return CompiledSteps(train_fn=train_fn, eval_fn=eval_fn, multi_fn=multi_fn)
 
 
 def _metric_shardings(mesh: jax.sharding.Mesh) -> Any:
@@ -310,18 +303,9 @@ def _run(config, workdir, dataset, model, tx, schedule, mesh, per_epoch, total_s
     records.check_resume_config(meta, config)
     logging.info("Resumed from %s/checkpoints/%d (step %d).", workdir, latest, start_step)
 
-  microbatches = num_microbatches(config, mesh.devices.flat[0].platform)
-  train_fn, eval_fn = compile_steps(
-      model, tx, mesh=mesh, backend=config.parallel.backend,
-      state_shardings=state_shardings, trace_counts=trace_counts,
-      num_microbatches=microbatches,
-  )
+  train_fn, eval_fn, multi_fn = compile_steps(
+      model, tx, config, mesh=mesh, state_shardings=state_shardings, trace_counts=trace_counts)
   steps_per_call = config.train.steps_per_call
-  multi_fn = None
-  if steps_per_call > 1:
-    multi_fn = compile_multi_step(model, tx, mesh=mesh, backend=config.parallel.backend,
-                                  state_shardings=state_shardings, trace_counts=trace_counts,
-                                  num_microbatches=microbatches)
   # A call of K steps never crosses a step where the loop logs, evaluates or saves, so those
   # happen at the same steps for every K. Shorter stretches run one step per call.
   boundaries = (config.train.log_every_steps, per_epoch, config.checkpoint.every_steps)

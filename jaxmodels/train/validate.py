@@ -154,17 +154,17 @@ def validate_config(
           f"{lower} or {upper}."
       )
 
-  microbatch_size = train.cpu_microbatch_size
-  if microbatch_size and platform == "cpu":
-    _check_microbatch_size(microbatch_size, data.batch_size,
-                           math.lcm(data_devices, process_count), data_devices, process_count)
+  if train.cpu_microbatch_size and platform == "cpu":
+    _check_microbatch_size(train.cpu_microbatch_size, data.batch_size, data_devices,
+                           process_count)
 
 
-def _check_microbatch_size(size: int, batch_size: int, multiple: int, data_devices: int,
+def _check_microbatch_size(size: int, batch_size: int, data_devices: int,
                            process_count: int) -> None:
   """Require a microbatch size that divides the batch and spreads evenly over the devices."""
   # Each microbatch takes an equal share of every device's examples, so its size must divide
   # by the devices (and processes) as the batch size does.
+  multiple = math.lcm(data_devices, process_count)
   valid = [m for m in range(multiple, batch_size + 1, multiple) if batch_size % m == 0]
   _require(
       batch_size % size == 0 and size % multiple == 0,

@@ -228,7 +228,7 @@ def test_encode_batch_defaults(vocab):
   np.testing.assert_array_equal(ids, expected)
 
 
-def test_encode_batch_uses_case_setting_of_vocabulary():
+def test_encode_batch_uses_vocabulary_case():
   words = ["<pad>", "<unk>", "Who", "who", "NASA"]
 
   texts = ["Who who NASA nasa"]

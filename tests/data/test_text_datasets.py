@@ -102,7 +102,7 @@ def test_load_dataset_trec_keeps_case(trec_config):
   assert dataset.vocab.decode(ids[1][:2]) == ["<unk>", "?"]
 
 
-def test_load_dataset_rejects_saved_vocabulary_of_other_case(trec_config):
+def test_load_dataset_rejects_other_case_vocabulary(trec_config):
   pathlib.Path(trec_config.workdir).mkdir(parents=True)
   text.Vocabulary(["<pad>", "<unk>", "Who"], lowercase=False).save(
       pathlib.Path(trec_config.workdir) / "vocab.json")
