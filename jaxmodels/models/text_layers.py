@@ -93,16 +93,9 @@ class DotProductSelfAttention(nn.Module):
     Returns:
       f32[B, T, C].
     """
-    heads = x[:, :, None, :]  # [B, T, 1, C]
-    attention_mask = None
-    if mask is not None:
-      # A real query attends to real keys only, and a padded query to nothing.
-      attention_mask = mask[:, None, :, None] & mask[:, None, None, :]  # [B, 1, T, S]
-
-    out, weights = attention.dot_product_attention(
-        heads, heads, heads, mask=attention_mask, return_weights=True)
-    self.sow("intermediates", "attention_weights", weights[:, 0])  # [B, T, S]
-    return out[:, :, 0, :]
+    out, weights = attention.self_attention(x, mask=mask, return_weights=True)
+    self.sow("intermediates", "attention_weights", weights)  # [B, T, S]
+    return out
 
 
 def _dense_params_init(fan_in: int, fan_out: int) -> Callable[[jax.Array], dict[str, jax.Array]]:

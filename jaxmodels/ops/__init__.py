@@ -11,6 +11,7 @@ from jaxmodels.ops.attention import (
     init_multi_head_attention,
     multi_head_attention,
     padding_mask,
+    self_attention,
 )
 from jaxmodels.ops.recurrent import (
     bidirectional,

@@ -1,4 +1,5 @@
-"""Attention as pure functions: scaled dot-product, multi-head and additive (Bahdanau).
+"""Attention as pure functions: scaled dot-product, self-attention without parameters,
+multi-head and additive (Bahdanau).
 
 Legend: B batch, T query steps, S key steps, N heads, D depth per head (query and key),
 C channels in, O channels out, A additive-attention units. Value depth is written Dv
@@ -14,10 +15,11 @@ and zero gradients. The softmax shifts by the maximum over valid keys only and a
 `jnp.where` both before and after `exp`, so inf or NaN logits at masked keys reach neither
 the outputs nor the gradients.
 
-Gradients: `dot_product_attention` (and `multi_head_attention` through it) has a hand-written
-backward pass by default, which needs only the weights, and on CPU runs both passes in batch
-chunks so that each chunk's logits stay in cache. `gradient="autodiff"` lets JAX
-differentiate the plain computation instead, which forward mode (`jax.jvp`) needs.
+Gradients: `dot_product_attention` (and `multi_head_attention` through it) and
+`self_attention` have hand-written backward passes by default, which need only the weights,
+and on CPU run both passes in batch chunks so that each chunk's logits stay in cache.
+`gradient="autodiff"` lets JAX differentiate the plain computation instead, which forward
+mode (`jax.jvp`) needs.
 """
 
 import functools
@@ -37,6 +39,10 @@ _GRADIENTS = ("manual", "autodiff")
 # slower. NOTE: tuned on that one shape and CPU. In whole train steps the chunked form was 9%
 # faster for the LSTM with attention at batch 128 and within noise for the Transformer.
 _CHUNK_ELEMENTS = 640 * 1024
+# Logits per batch chunk of `self_attention` on CPU. In the LSTM-with-attention train step
+# ([B, 100, 100] logits, same machine) 16 examples per chunk (160K floats) ran fastest at
+# batch 32 and as fast as 32 or 64 examples at batch 128.
+_SELF_ATTENTION_CHUNK_ELEMENTS = 160 * 1024
 
 
 def padding_mask(key_mask: jax.typing.ArrayLike) -> jax.Array:
@@ -255,15 +261,19 @@ def _attend_backward(query: jax.Array, key: jax.Array, value: jax.Array, weights
   return d_query, d_key, d_value
 
 
-def _batch_chunk(batch: int, logits_per_example: int) -> int:
+def _batch_chunk(batch: int, logits_per_example: int,
+                 chunk_elements: int | None = None) -> int:
   """Return how many examples the CPU computes attention for at once, or all on other backends.
 
-  A chunk's logits [chunk, N, T, S] of about `_CHUNK_ELEMENTS` floats stay in the CPU's cache
-  through the softmax and the two products that read them.
+  A chunk's logits [chunk, N, T, S] of about `chunk_elements` floats (default
+  `_CHUNK_ELEMENTS`) stay in the CPU's cache through the softmax and the products that read
+  them.
   """
   if jax.default_backend() != "cpu":
     return batch
-  return max(1, min(batch, _CHUNK_ELEMENTS // logits_per_example))
+  if chunk_elements is None:
+    chunk_elements = _CHUNK_ELEMENTS
+  return max(1, min(batch, chunk_elements // logits_per_example))
 
 
 def _map_chunks(fn: Any, chunk: int, arrays: tuple[Any, ...]) -> tuple[jax.Array, ...]:
@@ -307,6 +317,113 @@ def _attend_manual_bwd(chunk, residuals, cotangents):
 
 
 _attend_manual.defvjp(_attend_manual_fwd, _attend_manual_bwd)
+
+
+def self_attention(
+    x: jax.typing.ArrayLike,
+    *,
+    mask: jax.typing.ArrayLike | None = None,
+    return_weights: bool = False,
+    gradient: str = "manual",
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+  """Attend over a sequence with itself as queries, keys and values: `softmax(x x^T / sqrt(C)) x`.
+
+  The parameter-free attention of the Keras tutorial's LSTM model. The result equals
+  `dot_product_attention(h, h, h, mask=m)` with `h = x[:, :, None, :]` and
+  `m = mask[:, None, :, None] & mask[:, None, None, :]`: a padded step neither attends nor
+  is attended to, so its weights and its output are zero. Logits and softmax are float32
+  or wider, as in `dot_product_attention`.
+
+  Because the queries and keys are the same array, the logits are symmetric and the input
+  gradient has one product fewer than in `dot_product_attention`:
+  `d_x = w^T d_out + (d_l + d_l^T) x`, where `d_l` is the gradient of the logits.
+
+  Args:
+    x: f[B, T, C].
+    mask: bool[B, T], True at real steps, or None when every step is real.
+    return_weights: also return the attention weights.
+    gradient: "manual" differentiates with the hand-written backward pass above and, on
+      CPU, computes both passes in batch chunks. "autodiff" computes the whole batch at once
+      and lets JAX differentiate it, which also supports forward mode (`jax.jvp`).
+
+  Returns:
+    out f[B, T, C] in the dtype of `x`, or (out, weights f32[B, T, T]) with
+    `return_weights`. The weights are float64 for float64 inputs.
+
+  Raises:
+    ValueError: on an `x` that is not a rank-3 float array, a mask that is not bool[B, T],
+      or an unknown `gradient`.
+  """
+  name = "self_attention"
+  x = jnp.asarray(x)
+  if x.ndim != 3 or not jnp.issubdtype(x.dtype, jnp.floating):
+    raise ValueError(f"{name}: x must be a float array [B, T, C], got {x.dtype}{list(x.shape)}")
+  if mask is not None:
+    mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_ or mask.shape != x.shape[:2]:
+      raise ValueError(
+          f"{name}: mask must be bool[B, T] = bool{list(x.shape[:2])} with True at real "
+          f"steps, got {mask.dtype}{list(mask.shape)}")
+  if gradient not in _GRADIENTS:
+    raise ValueError(f"{name}: gradient must be one of {_GRADIENTS}, got {gradient!r}")
+
+  if gradient == "autodiff":
+    out, weights = _self_attend(x, mask)
+  else:
+    batch, steps, _ = x.shape
+    chunk = _batch_chunk(batch, steps * steps, _SELF_ATTENTION_CHUNK_ELEMENTS)
+    out, weights = _self_attend_manual(chunk, x, mask)
+  return (out, weights) if return_weights else out
+
+
+def _self_attend(x: jax.Array, mask: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+  """Return (out f[B, T, C], weights f32[B, T, T]) of checked inputs."""
+  softmax_dtype = _at_least_float32(x.dtype)
+  logits = jnp.einsum("BTC,BSC->BTS", x, x, preferred_element_type=softmax_dtype)  # [B, T, T]
+  logits = logits * (1.0 / math.sqrt(x.shape[-1]))
+  valid = None if mask is None else mask[:, :, None] & mask[:, None, :]  # [B, T, T]
+  weights = _masked_softmax(logits, valid)
+
+  out = jnp.einsum("BTS,BSC->BTC", weights.astype(x.dtype), x,
+                   preferred_element_type=softmax_dtype).astype(x.dtype)  # [B, T, C]
+  return out, weights
+
+
+def _self_attend_backward(x: jax.Array, weights: jax.Array, d_out: jax.Array,
+                          d_weights: jax.Array) -> tuple[jax.Array]:
+  """Return (d_x,) in the dtype of `weights`, from the weights alone."""
+  dtype = weights.dtype
+  x, d_out = x.astype(dtype), d_out.astype(dtype)
+
+  d_weights = d_weights + jnp.einsum("BTC,BSC->BTS", d_out, x)  # [B, T, S]
+  d_logits = weights * (d_weights - jnp.sum(weights * d_weights, axis=-1, keepdims=True))
+  d_logits = d_logits * (1.0 / math.sqrt(x.shape[-1]))
+
+  # x enters as value (first product), query and key (second product, symmetric logits).
+  d_x = (jnp.einsum("BTS,BTC->BSC", weights, d_out)
+         + jnp.einsum("BTS,BSC->BTC", d_logits + jnp.swapaxes(d_logits, 1, 2), x))  # [B, T, C]
+  return (d_x,)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _self_attend_manual(chunk, x, mask):
+  """Compute `_self_attend` in batch chunks, with a hand-written backward pass."""
+  return _map_chunks(_self_attend, chunk, (x, mask))
+
+
+def _self_attend_manual_fwd(chunk, x, mask):
+  out, weights = _self_attend_manual(chunk, x, mask)
+  return (out, weights), (x, weights)
+
+
+def _self_attend_manual_bwd(chunk, residuals, cotangents):
+  x, weights = residuals
+  d_out, d_weights = cotangents
+  (d_x,) = _map_chunks(_self_attend_backward, chunk, (x, weights, d_out, d_weights))
+  return d_x.astype(x.dtype), None
+
+
+_self_attend_manual.defvjp(_self_attend_manual_fwd, _self_attend_manual_bwd)
 
 
 def _check_dense(name: str, arg: str, params: Params, in_features: int,

@@ -432,6 +432,120 @@ def test_dot_product_attention_fused_limits():
     attention.dot_product_attention(*_qkv(dv=D), implementation="xla", return_weights=True)
 
 
+# Self-attention without parameters: x is query, key and value.
+
+SELF_LENGTHS = [5, 3, 0, 1, 4]  # example 2 is all padding
+
+
+def _self_inputs(seed=60, batch=len(SELF_LENGTHS), steps=5, channels=4):
+  x = _normal(seed, (batch, steps, channels))
+  mask = np.arange(steps)[None, :] < np.asarray(SELF_LENGTHS[:batch])[:, None]  # [B, T]
+  return x, mask
+
+
+def _self_valid(mask):
+  """bool[B, 1, T, S]: real queries attend to real keys."""
+  return mask[:, None, :, None] & mask[:, None, None, :]
+
+
+@pytest.mark.parametrize("masked", [True, False], ids=["mask", "no_mask"])
+def test_self_attention_matches_reference(masked):
+  x, mask = _self_inputs()
+  if not masked:
+    mask = np.ones_like(mask)
+
+  out, weights = attention.self_attention(x, mask=mask if masked else None,
+                                          return_weights=True)
+
+  heads = x[:, :, None, :]
+  expected_out, expected_weights = _reference_attention(heads, heads, heads, _self_valid(mask))
+  np.testing.assert_allclose(out, expected_out[:, :, 0], rtol=RTOL, atol=ATOL)
+  np.testing.assert_allclose(weights, expected_weights[:, 0], rtol=RTOL, atol=ATOL)
+  assert out.dtype == jnp.float32 and weights.dtype == jnp.float32
+  if masked:
+    np.testing.assert_array_equal(np.asarray(out)[2], 0.0)
+    np.testing.assert_array_equal(np.asarray(out)[1, 3:], 0.0)
+
+
+def _self_attention_loss(x, mask, gradient):
+  """Weight the output and the attention weights with fixed random factors and sum."""
+  out, weights = attention.self_attention(x, mask=mask, return_weights=True, gradient=gradient)
+  return jnp.sum(out * _normal(61, out.shape)) + jnp.sum(weights * _normal(62, weights.shape))
+
+
+def _dot_product_self_attention_loss(x, mask):
+  """The same loss through `dot_product_attention` with x as query, key and value."""
+  heads = x[:, :, None, :]
+  out, weights = attention.dot_product_attention(
+      heads, heads, heads, mask=_self_valid(mask), return_weights=True, gradient="autodiff")
+  return (jnp.sum(out[:, :, 0] * _normal(61, out[:, :, 0].shape))
+          + jnp.sum(weights[:, 0] * _normal(62, weights[:, 0].shape)))
+
+
+# None keeps the whole batch in one chunk. 2 examples per chunk over a batch of 5 runs two
+# chunks in lax.map and a last chunk of one example.
+@pytest.mark.parametrize("chunk_examples", [None, 1, 2])
+@pytest.mark.parametrize("gradient", ["manual", "autodiff"])
+def test_self_attention_gradient_matches_dot_product_attention(chunk_examples, gradient,
+                                                               monkeypatch):
+  x, mask = _self_inputs()
+  if chunk_examples is not None:
+    monkeypatch.setattr(attention, "_SELF_ATTENTION_CHUNK_ELEMENTS",
+                        chunk_examples * x.shape[1] ** 2)
+
+  loss, grad = jax.jit(jax.value_and_grad(_self_attention_loss), static_argnums=2)(
+      x, mask, gradient)
+  expected_loss, expected_grad = jax.jit(jax.value_and_grad(_dot_product_self_attention_loss))(
+      x, mask)
+
+  np.testing.assert_allclose(loss, expected_loss, rtol=RTOL)
+  np.testing.assert_allclose(grad, expected_grad, rtol=RTOL, atol=ATOL)
+  np.testing.assert_array_equal(np.asarray(grad)[2], 0.0)  # all padding
+  np.testing.assert_array_equal(np.asarray(grad)[1, 3:], 0.0)  # padded steps
+
+
+@pytest.mark.parametrize("gradient, modes", [("manual", ("rev",)),
+                                             ("autodiff", ("fwd", "rev"))])
+def test_self_attention_check_grads(gradient, modes):
+  x, mask = _self_inputs(batch=2, steps=3, channels=2)
+
+  def f(x):
+    return attention.self_attention(x, mask=mask[:, :3], gradient=gradient)
+
+  check_grads(jax.jit(f), (x,), order=1, modes=modes, eps=1e-3, atol=1e-2, rtol=1e-2)
+
+
+def test_self_attention_low_precision():
+  x, mask = _self_inputs()
+
+  out, weights = attention.self_attention(jnp.asarray(x, jnp.bfloat16), mask=mask,
+                                          return_weights=True)
+  grad = jax.grad(lambda x: jnp.sum(attention.self_attention(x, mask=mask).astype(
+      jnp.float32)))(jnp.asarray(x, jnp.bfloat16))
+
+  assert out.dtype == jnp.bfloat16 and grad.dtype == jnp.bfloat16
+  assert weights.dtype == jnp.float32
+  rounded = np.asarray(jnp.asarray(x, jnp.bfloat16), np.float32)
+  expected_out, expected_weights = attention.self_attention(rounded, mask=mask,
+                                                            return_weights=True)
+  np.testing.assert_allclose(weights, expected_weights, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(out, np.float32), expected_out, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("x, mask, gradient, message", [
+    (np.ones((2, 3), np.float32), None, "manual", r"x must be a float array \[B, T, C\]"),
+    (np.ones((2, 3, 4), np.int32), None, "manual", r"x must be a float array"),
+    (np.ones((2, 3, 4), np.float32), np.ones((2, 3), np.float32), "manual",
+     r"mask must be bool\[B, T\] = bool\[2, 3\]"),
+    (np.ones((2, 3, 4), np.float32), np.ones((2, 4), bool), "manual",
+     r"got bool\[2, 4\]"),
+    (np.ones((2, 3, 4), np.float32), None, "jvp", "gradient must be one of"),
+])
+def test_self_attention_bad_inputs(x, mask, gradient, message):
+  with pytest.raises(ValueError, match=f"self_attention: .*{message}"):
+    attention.self_attention(x, mask=mask, gradient=gradient)
+
+
 # Multi-head attention.
 
 C, CKV, O = 5, 3, 7
