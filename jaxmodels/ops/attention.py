@@ -328,8 +328,8 @@ def self_attention(
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
   """Attend over a sequence with itself as queries, keys and values: `softmax(x x^T / sqrt(C)) x`.
 
-  The parameter-free attention of the Keras tutorial's LSTM model. The result equals
-  `dot_product_attention(h, h, h, mask=m)` with `h = x[:, :, None, :]` and
+  This is the attention of `jaxmodels.models.lstm_attention`, which has no parameters. The
+  result equals `dot_product_attention(h, h, h, mask=m)` with `h = x[:, :, None, :]` and
   `m = mask[:, None, :, None] & mask[:, None, None, :]`: a padded step neither attends nor
   is attended to, so its weights and its output are zero. Logits and softmax are float32
   or wider, as in `dot_product_attention`.
@@ -342,9 +342,10 @@ def self_attention(
     x: f[B, T, C].
     mask: bool[B, T], True at real steps, or None when every step is real.
     return_weights: also return the attention weights.
-    gradient: "manual" differentiates with the hand-written backward pass above and, on
-      CPU, computes both passes in batch chunks. "autodiff" computes the whole batch at once
-      and lets JAX differentiate it, which also supports forward mode (`jax.jvp`).
+    gradient: "manual" differentiates with a backward pass written from the formula for
+      `d_x` above and, on CPU, computes both passes in batch chunks of about 160K logits (16
+      examples at T = 100). "autodiff" computes the whole batch at once and lets JAX
+      differentiate it, which also supports forward mode (`jax.jvp`).
 
   Returns:
     out f[B, T, C] in the dtype of `x`, or (out, weights f32[B, T, T]) with
@@ -357,13 +358,16 @@ def self_attention(
   name = "self_attention"
   x = jnp.asarray(x)
   if x.ndim != 3 or not jnp.issubdtype(x.dtype, jnp.floating):
-    raise ValueError(f"{name}: x must be a float array [B, T, C], got {x.dtype}{list(x.shape)}")
+    raise ValueError(
+        f"{name}: x must be a float array [B, T, C], got {x.dtype}{list(x.shape)}. Pass "
+        "the sequence features, such as the outputs of an embedding or an LSTM")
   if mask is not None:
     mask = jnp.asarray(mask)
     if mask.dtype != jnp.bool_ or mask.shape != x.shape[:2]:
       raise ValueError(
           f"{name}: mask must be bool[B, T] = bool{list(x.shape[:2])} with True at real "
-          f"steps, got {mask.dtype}{list(mask.shape)}")
+          f"steps, got {mask.dtype}{list(mask.shape)}. Build one from padded token ids "
+          "int[B, T] as `ids != 0`")
   if gradient not in _GRADIENTS:
     raise ValueError(f"{name}: gradient must be one of {_GRADIENTS}, got {gradient!r}")
 
