@@ -189,9 +189,14 @@ def run_row(model: str, batch_size: int, args, log_dir: str) -> list[Result]:
     for worker in workers.values():
       worker.resume()
     for name, worker in workers.items():
-      worker.send("exit")
-      results[name].peak_rss_mib = worker.receive(args.timeout)["peak_rss_mib"]
-      worker.process.wait(timeout=args.timeout)
+      try:
+        worker.send("exit")
+        results[name].peak_rss_mib = worker.receive(args.timeout)["peak_rss_mib"]
+        worker.process.wait(timeout=args.timeout)
+      except (WorkerError, BrokenPipeError, subprocess.TimeoutExpired) as error:
+        # The timed windows stand; only the worker's peak memory is missing.
+        print(f"  {name}: no peak memory, the worker ended before reporting it ({error}); "
+              f"see {worker.log_path}", file=sys.stderr)
   finally:
     for worker in workers.values():
       worker.close()
@@ -211,9 +216,10 @@ def _format_row(result: Result, best_peer: float | None, peak: common.CpuPeak) -
   if result.model == "cnn":
     achieved = median * common.cnn_train_flops_per_example() / 1e9
     gflops = f"{achieved:.1f} ({100 * achieved / peak.gflops:.0f}%)"
+  rss = "" if result.peak_rss_mib is None else f"{result.peak_rss_mib:,.0f}"
   return (f"| {result.model} | {result.batch_size} | {result.framework} | {median:,.0f} | "
-          f"{low:,.0f}-{high:,.0f} | {result.first_step_seconds:.2f} | "
-          f"{result.peak_rss_mib:,.0f} | {gflops} | {ratio} |")
+          f"{low:,.0f}-{high:,.0f} | {result.first_step_seconds:.2f} | {rss} | {gflops} | "
+          f"{ratio} |")
 
 
 def format_table(results: list[Result], peak: common.CpuPeak) -> str:
