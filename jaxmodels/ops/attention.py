@@ -36,12 +36,12 @@ _GRADIENTS = ("manual", "autodiff")
 
 # Logits per batch chunk on CPU. Measured on a 2-core Zen 4 with [B, 4, 100, 100] logits,
 # 16 examples per chunk (640K floats, 2.5 MiB) ran forward and backward fastest, 8 and 32
-# slower. NOTE: tuned on that one shape and CPU. In whole train steps the chunked form was 9%
-# faster for the LSTM with attention at batch 128 and within noise for the Transformer.
+# slower. NOTE: tuned on that one shape and CPU. In whole train steps the chunked form was
+# within noise for the Transformer.
 _CHUNK_ELEMENTS = 640 * 1024
 # Logits per batch chunk of `self_attention` on CPU. In the LSTM-with-attention train step
 # ([B, 100, 100] logits, same machine) 16 examples per chunk (160K floats) ran fastest at
-# batch 32 and as fast as 32 or 64 examples at batch 128.
+# batch 32, and within the window spread of 32, 64 or whole batches at batch 128.
 _SELF_ATTENTION_CHUNK_ELEMENTS = 160 * 1024
 
 
