@@ -194,9 +194,9 @@ def run_row(model: str, batch_size: int, args, log_dir: str) -> list[Result]:
         results[name].peak_rss_mib = worker.receive(args.timeout)["peak_rss_mib"]
         worker.process.wait(timeout=args.timeout)
       except (WorkerError, BrokenPipeError, subprocess.TimeoutExpired) as error:
-        # The timed windows stand; only the worker's peak memory is missing.
-        print(f"  {name}: no peak memory, the worker ended before reporting it ({error}); "
-              f"see {worker.log_path}", file=sys.stderr)
+        # The timed windows are kept, and only the worker's peak memory is missing.
+        print(f"  {name}: peak memory missing, because the worker ended before reporting it "
+              f"({error}). See {worker.log_path}", file=sys.stderr)
   finally:
     for worker in workers.values():
       worker.close()

@@ -106,10 +106,10 @@ def main() -> None:
     (trace_file,) = glob.glob(f"{trace_dir}/**/*.trace.json.gz", recursive=True)
     times = _self_times(trace_file)
 
-  # Python frames, the executor and the transfers are not operations of the step.
+  # XLA operations have HLO names such as `ynn_fusion.3`. Python frames (`$file:line`) and
+  # runtime events (`ThunkExecutor::Execute`) are left out.
   ops = {name: time for name, time in times.items()
          if name in metadata or re.match(r"^[\w\-]+(\.\d+)?$", name)}
-  ops = {name: time for name, time in ops.items() if not name.startswith("ThunkExecutor")}
   by_layer = collections.defaultdict(float)
   for name, time in ops.items():
     by_layer[_layer(metadata.get(name, ""))] += time

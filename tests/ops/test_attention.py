@@ -461,7 +461,8 @@ def test_self_attention_matches_reference(masked):
   expected_out, expected_weights = _reference_attention(heads, heads, heads, _self_valid(mask))
   np.testing.assert_allclose(out, expected_out[:, :, 0], rtol=RTOL, atol=ATOL)
   np.testing.assert_allclose(weights, expected_weights[:, 0], rtol=RTOL, atol=ATOL)
-  assert out.dtype == jnp.float32 and weights.dtype == jnp.float32
+  assert out.dtype == jnp.float32
+  assert weights.dtype == jnp.float32
   if masked:
     np.testing.assert_array_equal(np.asarray(out)[2], 0.0)
     np.testing.assert_array_equal(np.asarray(out)[1, 3:], 0.0)
@@ -523,7 +524,8 @@ def test_self_attention_low_precision():
   grad = jax.grad(lambda x: jnp.sum(attention.self_attention(x, mask=mask).astype(
       jnp.float32)))(jnp.asarray(x, jnp.bfloat16))
 
-  assert out.dtype == jnp.bfloat16 and grad.dtype == jnp.bfloat16
+  assert out.dtype == jnp.bfloat16
+  assert grad.dtype == jnp.bfloat16
   assert weights.dtype == jnp.float32
   rounded = np.asarray(jnp.asarray(x, jnp.bfloat16), np.float32)
   expected_out, expected_weights = attention.self_attention(rounded, mask=mask,
