@@ -24,6 +24,7 @@ from jaxmodels.data import errors as data_errors  # pylint: disable=g-import-not
 from jaxmodels.train import distributed  # pylint: disable=g-import-not-at-top
 from jaxmodels.train import logs  # pylint: disable=g-import-not-at-top
 from jaxmodels.train import loop  # pylint: disable=g-import-not-at-top
+from jaxmodels.train import parallel  # pylint: disable=g-import-not-at-top
 
 config_flags.DEFINE_config_file(
     "config", None, "Path to an experiment config file, optionally `path.py:variant`.",
@@ -37,6 +38,11 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logs.quiet_library_logs()
   config = flags.FLAGS.config
+  try:
+    # JAX fixes its CPU device count and its process group when it starts, so both come first.
+    parallel.set_cpu_devices(config.parallel)
+  except errors.ConfigError as error:
+    sys.exit(f"{type(error).__name__}: {error}")
   if distributed.initialize(config.parallel) and jax.process_index() != 0:
     # Process 0 writes the logs; the others report warnings and errors only.
     logging.set_verbosity(logging.WARNING)

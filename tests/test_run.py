@@ -112,6 +112,14 @@ def test_run_reports_invalid_value_without_traceback(tmp_path):
   assert "Traceback" not in result.stderr
 
 
+def test_run_reports_negative_cpu_devices(tmp_path):
+  result = run(CNN_CONFIG, "--config.parallel.cpu_devices=-2", f"--config.workdir={tmp_path}")
+
+  assert result.returncode == 1
+  assert "ConfigError: config.parallel.cpu_devices=-2 must be 0" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
 def test_run_sigterm_saves_checkpoint_and_resumes(tiny_mnist_dir, tmp_path):
   workdir = tmp_path / "workdir"
 

@@ -221,6 +221,7 @@ def train_and_evaluate(
   Returns:
     A `TrainResult`.
   """
+  parallel.set_cpu_devices(config.parallel)
   validate.validate_config(
       config,
       device_count=jax.device_count(),

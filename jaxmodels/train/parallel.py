@@ -13,6 +13,10 @@ Back ends:
 - `pmap`: the same step runs once per device under `jax.shard_map` over the `data` axis, with
   gradients averaged by `lax.pmean`, for code that thinks per device. It supports data
   parallelism only (`model` size 1).
+
+On a CPU, `set_cpu_devices` splits the host into several JAX devices. Each device runs its
+share of the batch on its own thread, which keeps more cores busy than one device's XLA
+program does for the sequence models' loops.
 """
 
 from collections.abc import Callable
@@ -25,6 +29,8 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+
+from jaxmodels import errors
 
 DATA_AXIS = "data"
 MODEL_AXIS = "model"
@@ -52,6 +58,38 @@ def mesh_shape(parallel: ml_collections.ConfigDict, device_count: int) -> tuple[
         "divides evenly. Use (-1, 1) for data parallelism over all devices."
     )
   return data, model
+
+
+def set_cpu_devices(parallel: ml_collections.ConfigDict) -> None:
+  """Split the host CPU into `parallel.cpu_devices` JAX devices; 0 keeps JAX's setting.
+
+  JAX fixes its CPU device count when it starts its back ends, at the first JAX operation of
+  the process, so this must run before that. Once JAX has started, a count equal to the
+  current one passes and any other raises.
+
+  Raises:
+    jaxmodels.errors.ConfigError: on a count that is not a non-negative int, or one that
+      differs from the CPU devices of an already started JAX.
+  """
+  count = parallel.cpu_devices
+  if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+    raise errors.ConfigError(
+        f"config.parallel.cpu_devices={count!r} must be 0 (JAX's own setting) or a positive "
+        "int, such as the number of CPU cores."
+    )
+  if count == 0:
+    return
+  try:
+    jax.config.update("jax_num_cpu_devices", count)
+  except RuntimeError as error:
+    # JAX has started; the setting holds only if it already has this many CPU devices.
+    current = len(jax.devices("cpu"))
+    if current != count:
+      raise errors.ConfigError(
+          f"config.parallel.cpu_devices={count} cannot take effect: JAX in this process "
+          f"already started with {current} CPU devices. Set it before the first JAX operation "
+          f"(in a notebook, restart the runtime and train first), or use {current}, or 0."
+      ) from error
 
 
 def create_mesh(parallel: ml_collections.ConfigDict) -> jax.sharding.Mesh:

@@ -1,4 +1,4 @@
-"""Data and model parallelism on forced CPU devices, in subprocesses.
+"""Data and model parallelism on forced CPU devices, in subprocesses, and the CPU device count.
 
 Each test starts fresh Python processes with `--xla_force_host_platform_device_count`, because a
 process fixes its device count when JAX starts. Devices reduce gradients in a different order
@@ -13,9 +13,13 @@ import subprocess
 import sys
 import tempfile
 
+import jax
+import ml_collections
 import numpy as np
 import pytest
 
+from jaxmodels import errors
+from jaxmodels.train import parallel
 from tests.test_predict import write_tiny_trec
 
 WORKER = pathlib.Path(__file__).with_name("parallel_worker.py")
@@ -212,6 +216,41 @@ def test_restore_across_device_counts(cnn_spec, tmp_path, saved_on, restored_on)
   np.testing.assert_allclose(
       first_half["losses"] + second_half["losses"], reference["losses"], rtol=RTOL
   )
+
+
+def test_cpu_devices_from_config(lstm_spec, tmp_path):
+  # No XLA_FLAGS: the two devices come from config.parallel.cpu_devices alone.
+  lstm_spec["config"]["parallel.cpu_devices"] = 2
+  runs = [([1, 1], "jit", 1), ([-1, 1], "pmap", 1), ([-1, 1], "pmap", 2)]
+  lstm_spec["runs"] = mesh_runs(tmp_path, runs, "train.steps_per_call", max_steps=4)
+  lstm_spec["return_params"] = True
+
+  results = finish_worker(start_worker(lstm_spec, device_count=1, env={"XLA_FLAGS": ""}))
+
+  assert [result["devices"] for result in results] == [2, 2, 2]
+  assert len(results[0]["losses"]) == 4
+  assert_runs_match_first(results, [f"mesh {mesh}, backend {backend}, {k} steps per call"
+                                    for mesh, backend, k in runs])
+
+
+@pytest.mark.parametrize("count", [-1, 1.5, "2", True, None])
+def test_set_cpu_devices_rejects_non_counts(count):
+  config = ml_collections.ConfigDict({"cpu_devices": count})
+
+  with pytest.raises(errors.ConfigError, match=r"config\.parallel\.cpu_devices=.* must be 0"):
+    parallel.set_cpu_devices(config)
+
+
+def test_set_cpu_devices_after_jax_started():
+  current = len(jax.devices("cpu"))  # Starts JAX if no test has yet.
+
+  for count in (0, current):
+    parallel.set_cpu_devices(ml_collections.ConfigDict({"cpu_devices": count}))
+
+  with pytest.raises(errors.ConfigError,
+                     match=f"already started with {current} CPU devices.*or use {current}, or 0"):
+    parallel.set_cpu_devices(ml_collections.ConfigDict({"cpu_devices": current + 1}))
+  assert len(jax.devices("cpu")) == current
 
 
 def free_port():
