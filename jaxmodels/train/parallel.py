@@ -24,6 +24,7 @@ import functools
 import math
 from typing import Any
 
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -79,16 +80,25 @@ def set_cpu_devices(parallel: ml_collections.ConfigDict) -> None:
     )
   if count == 0:
     return
+  if count > 1 and parallel.backend == "jit":
+    logging.warning(
+        "config.parallel.cpu_devices=%d with backend='jit': XLA partitions one program over "
+        "the CPU devices, which trained slower than one device. backend='pmap' runs each "
+        "device's share of the batch on its own thread.", count)
   try:
+    # A count set here takes precedence over --xla_force_host_platform_device_count.
     jax.config.update("jax_num_cpu_devices", count)
   except RuntimeError as error:
-    # JAX has started; the setting holds only if it already has this many CPU devices.
+    # JAX has started, so the setting holds only if it already has this many CPU devices.
     current = len(jax.devices("cpu"))
     if current != count:
+      devices = "device" if current == 1 else "devices"
       raise errors.ConfigError(
           f"config.parallel.cpu_devices={count} cannot take effect: JAX in this process "
-          f"already started with {current} CPU devices. Set it before the first JAX operation "
-          f"(in a notebook, restart the runtime and train first), or use {current}, or 0."
+          f"already started with {current} CPU {devices}. Train before any other JAX "
+          f"operation (in a notebook, restart the runtime), or call "
+          f"jax.config.update('jax_num_cpu_devices', {count}) right after importing jax; "
+          f"otherwise use {current}, or 0."
       ) from error
 
 

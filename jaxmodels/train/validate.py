@@ -148,9 +148,10 @@ def validate_config(
     multiple = math.lcm(data_devices, process_count)
     if size % multiple:
       lower, upper = parallel.nearest_valid_batch_sizes(size, multiple)
+      processes = "process" if process_count == 1 else "processes"
       raise errors.ConfigError(
           f"config.data.{key}={size} does not divide by the {data_devices} devices of the data "
-          f"axis (and {process_count} processes); use a multiple of {multiple}, such as "
+          f"axis (and {process_count} {processes}); use a multiple of {multiple}, such as "
           f"{lower} or {upper}."
       )
 

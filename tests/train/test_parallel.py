@@ -233,24 +233,36 @@ def test_cpu_devices_from_config(lstm_spec, tmp_path):
                                     for mesh, backend, k in runs])
 
 
+def parallel_config(cpu_devices, backend="pmap"):
+  return ml_collections.ConfigDict({"cpu_devices": cpu_devices, "backend": backend})
+
+
 @pytest.mark.parametrize("count", [-1, 1.5, "2", True, None])
 def test_set_cpu_devices_rejects_non_counts(count):
-  config = ml_collections.ConfigDict({"cpu_devices": count})
-
   with pytest.raises(errors.ConfigError, match=r"config\.parallel\.cpu_devices=.* must be 0"):
-    parallel.set_cpu_devices(config)
+    parallel.set_cpu_devices(parallel_config(count))
 
 
 def test_set_cpu_devices_after_jax_started():
   current = len(jax.devices("cpu"))  # Starts JAX if no test has yet.
 
   for count in (0, current):
-    parallel.set_cpu_devices(ml_collections.ConfigDict({"cpu_devices": count}))
+    parallel.set_cpu_devices(parallel_config(count))
 
   with pytest.raises(errors.ConfigError,
-                     match=f"already started with {current} CPU devices.*or use {current}, or 0"):
-    parallel.set_cpu_devices(ml_collections.ConfigDict({"cpu_devices": current + 1}))
+                     match=f"already started with {current} CPU device.*use {current}, or 0"):
+    parallel.set_cpu_devices(parallel_config(current + 1))
   assert len(jax.devices("cpu")) == current
+
+
+def test_set_cpu_devices_warns_under_jit(caplog):
+  count = len(jax.devices("cpu")) + 1
+
+  with pytest.raises(errors.ConfigError, match="cannot take effect"):
+    parallel.set_cpu_devices(parallel_config(count, backend="jit"))
+
+  assert f"config.parallel.cpu_devices={count} with backend='jit'" in caplog.text
+  assert "backend='pmap' runs each device's share" in caplog.text
 
 
 def free_port():
