@@ -46,7 +46,7 @@ SPLIT_CPU_MODELS = ("lstm", "lstm_attention", "transformer")
 
 
 def cpu_devices(model: str, batch_size: int) -> int:
-  """Return 0 (JAX's one device) for the CNN, else the most cores that divide the batch."""
+  """Return 0 (JAX's one device) for the CNN, else the largest core count dividing the batch."""
   if model not in SPLIT_CPU_MODELS:
     return 0
   cores = len(os.sched_getaffinity(0))

@@ -395,7 +395,7 @@ def _self_attend(x: jax.Array, mask: jax.Array | None) -> tuple[jax.Array, jax.A
 
 def _self_attend_backward(x: jax.Array, weights: jax.Array, d_out: jax.Array,
                           d_weights: jax.Array) -> tuple[jax.Array]:
-  """Return (d_x,) in the dtype of `weights`, from the weights alone."""
+  """Return (d_x,) in the dtype of `weights`, from x and the saved weights (no new softmax)."""
   dtype = weights.dtype
   x, d_out = x.astype(dtype), d_out.astype(dtype)
 

@@ -89,9 +89,8 @@ def base_config() -> ml_collections.ConfigDict:
   # (data, model) devices; -1 takes all remaining devices.
   config.parallel.mesh_shape = (-1, 1)
   config.parallel.backend = "jit"  # or "pmap": the same step per device under shard_map.
-  # JAX devices to split the host CPU into, read when JAX starts, so in a fresh process only.
-  # With backend="pmap" the sequence models train faster on CPU (docs/benchmarks.md, lead 20).
-  # 0 keeps JAX's setting: one CPU device, or the count that XLA_FLAGS sets.
+  # JAX devices to split the host CPU into when JAX starts (0 keeps JAX's setting). With
+  # backend="pmap" this trains the sequence models faster on CPU (docs/benchmarks.md, lead 20).
   config.parallel.cpu_devices = 0
   # Multi-process runs; empty values fall back to the JAX_* environment variables.
   config.parallel.distributed = ml_collections.ConfigDict()

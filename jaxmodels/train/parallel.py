@@ -14,9 +14,9 @@ Back ends:
   gradients averaged by `lax.pmean`, for code that thinks per device. It supports data
   parallelism only (`model` size 1).
 
-On a CPU, `set_cpu_devices` splits the host into several JAX devices. Each device runs its
-share of the batch on its own thread, which keeps more cores busy than one device's XLA
-program does for the sequence models' loops.
+On a CPU, `set_cpu_devices` splits the host into several JAX devices. One device's program
+leaves a core mostly idle in the sequence models' loops, while under `pmap` each device runs
+its share of the batch on its own thread.
 """
 
 from collections.abc import Callable
@@ -62,11 +62,12 @@ def mesh_shape(parallel: ml_collections.ConfigDict, device_count: int) -> tuple[
 
 
 def set_cpu_devices(parallel: ml_collections.ConfigDict) -> None:
-  """Split the host CPU into `parallel.cpu_devices` JAX devices; 0 keeps JAX's setting.
+  """Split the host CPU into `parallel.cpu_devices` JAX devices, or keep JAX's setting for 0.
 
   JAX fixes its CPU device count when it starts its back ends, at the first JAX operation of
   the process, so this must run before that. Once JAX has started, a count equal to the
-  current one passes and any other raises.
+  current one passes and any other raises. Calling it again with the same count does nothing.
+  JAX's own setting is one CPU device, or the count that XLA_FLAGS sets.
 
   Raises:
     jaxmodels.errors.ConfigError: on a count that is not a non-negative int, or one that
@@ -78,7 +79,7 @@ def set_cpu_devices(parallel: ml_collections.ConfigDict) -> None:
         f"config.parallel.cpu_devices={count!r} must be 0 (JAX's own setting) or a positive "
         "int, such as the number of CPU cores."
     )
-  if count == 0:
+  if count == 0 or jax.config.jax_num_cpu_devices == count:
     return
   if count > 1 and parallel.backend == "jit":
     logging.warning(
@@ -97,8 +98,8 @@ def set_cpu_devices(parallel: ml_collections.ConfigDict) -> None:
           f"config.parallel.cpu_devices={count} cannot take effect: JAX in this process "
           f"already started with {current} CPU {devices}. Train before any other JAX "
           f"operation (in a notebook, restart the runtime), or call "
-          f"jax.config.update('jax_num_cpu_devices', {count}) right after importing jax; "
-          f"otherwise use {current}, or 0."
+          f"jax.config.update('jax_num_cpu_devices', {count}) right after importing jax. "
+          f"Otherwise use {current}, or 0."
       ) from error
 
 
